@@ -1,0 +1,88 @@
+//! mmblob through its public API.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use mmblob::{DataStore, Durability, OpenOptions};
+use rayon::prelude::*;
+
+use super::{Engine, Mode, Reader, Scan};
+use crate::data::{drain, touch};
+
+/// An mmblob store in `<dir>/store.mmblob`.
+pub struct Mmblob {
+    store: DataStore,
+}
+
+impl Mmblob {
+    /// Opens with `Durability::Flush` (the default) or `Durability::Sync`.
+    pub fn open(dir: &Path, mode: Mode) -> Result<Mmblob> {
+        let path = dir.join("store.mmblob");
+        let store = match mode {
+            Mode::Flush => DataStore::open(&path)?,
+            Mode::Sync => OpenOptions::new().durability(Durability::Sync).open(&path)?,
+        };
+        Ok(Mmblob { store })
+    }
+}
+
+impl Engine for Mmblob {
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()> {
+        self.store.write(key, value)?;
+        Ok(())
+    }
+
+    fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
+        self.store.batch_write(batch)?;
+        Ok(())
+    }
+
+    fn reader(&self) -> Result<Box<dyn Reader + '_>> {
+        Ok(Box::new(MmblobReader { store: &self.store }))
+    }
+
+    fn scan(&self) -> Result<Scan> {
+        let mut total = Scan::default();
+        for handle in self.store.iter_entries() {
+            total = total.merge(Scan::one(&handle));
+        }
+        Ok(total)
+    }
+
+    fn par_scan(&self) -> Result<Option<Scan>> {
+        let total = self
+            .store
+            .par_iter_entries()
+            .map(|handle| Scan::one(&handle))
+            .reduce(Scan::default, Scan::merge);
+        Ok(Some(total))
+    }
+
+    fn put_stream(&self, key: &[u8], _len: u64, mut src: &mut dyn Read) -> Result<Option<()>> {
+        self.store.write_stream(key, &mut src)?;
+        Ok(Some(()))
+    }
+
+    fn get_stream(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<Scan>> {
+        let handle = self.store.read(key)?.context("streamed key missing")?;
+        let mut stream = handle.stream();
+        let (bytes, fold) = drain(&mut stream, buf)?;
+        Ok(Some(Scan { entries: 1, bytes, fold }))
+    }
+
+    fn finish(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct MmblobReader<'a> {
+    store: &'a DataStore,
+}
+
+impl Reader for MmblobReader<'_> {
+    fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
+        let handle = self.store.read(key)?.context("key missing")?;
+        Ok(touch(&handle))
+    }
+}

@@ -1,0 +1,135 @@
+//! One small adapter per engine behind a common trait.
+
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::{Result, bail};
+
+mod heed;
+mod mmblob;
+mod raw;
+mod redb;
+mod simd_r_drive;
+
+/// The engines under comparison.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Mmblob,
+    SimdRDrive,
+    Heed,
+    Redb,
+    Raw,
+}
+
+impl Kind {
+    /// Every engine, in the column order of the report.
+    pub const ALL: [Kind; 5] = [Kind::Mmblob, Kind::SimdRDrive, Kind::Heed, Kind::Redb, Kind::Raw];
+
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Mmblob => "mmblob",
+            Kind::SimdRDrive => "simd-r-drive",
+            Kind::Heed => "heed",
+            Kind::Redb => "redb",
+            Kind::Raw => "raw",
+        }
+    }
+
+    /// Parses a name given by [`Kind::name`].
+    pub fn parse(name: &str) -> Result<Kind> {
+        match Kind::ALL.into_iter().find(|k| k.name() == name) {
+            Some(k) => Ok(k),
+            None => bail!("unknown engine {name:?}"),
+        }
+    }
+}
+
+/// How durable each write call must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    /// The closest each engine has to "every write call hands its bytes to
+    /// the OS" (mmblob's default, `Durability::Flush`).
+    Flush,
+    /// Every write call is on stable storage before it returns.
+    Sync,
+}
+
+/// What a scan or streamed read saw.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Scan {
+    pub entries: u64,
+    pub bytes: u64,
+    pub fold: u64,
+}
+
+impl Scan {
+    /// A scan result for one value.
+    pub fn one(value: &[u8]) -> Scan {
+        Scan { entries: 1, bytes: value.len() as u64, fold: crate::data::touch(value) }
+    }
+
+    /// Two partial scans combined.
+    pub fn merge(self, other: Scan) -> Scan {
+        Scan {
+            entries: self.entries + other.entries,
+            bytes: self.bytes + other.bytes,
+            fold: self.fold.wrapping_add(other.fold),
+        }
+    }
+}
+
+/// A store under test. Shared between threads by reference.
+pub trait Engine: Send + Sync {
+    /// Writes one entry with one call.
+    fn put(&self, key: &[u8], value: &[u8]) -> Result<()>;
+    /// Writes a batch of entries with one call (one transaction).
+    fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()>;
+    /// A handle for point reads on the calling thread.
+    fn reader(&self) -> Result<Box<dyn Reader + '_>>;
+    /// Visits every live value once, sequentially.
+    fn scan(&self) -> Result<Scan>;
+    /// Visits every live value once in parallel, or `None` if the engine has no parallel iteration.
+    fn par_scan(&self) -> Result<Option<Scan>>;
+    /// Writes one value of `len` bytes read from `src`, or `None` if the engine cannot.
+    fn put_stream(&self, key: &[u8], len: u64, src: &mut dyn Read) -> Result<Option<()>>;
+    /// Reads one value back through `buf`-sized reads, or `None` if the engine cannot.
+    fn get_stream(&self, key: &[u8], buf: &mut [u8]) -> Result<Option<Scan>>;
+    /// Makes everything written so far survive a close and reopen (not timed).
+    fn finish(&self) -> Result<()>;
+}
+
+/// Point reads on one thread.
+pub trait Reader {
+    /// Reads the value of `key` (entry number `index`, for engines keyed by
+    /// position) and folds every byte of it. Missing keys are an error.
+    fn get(&mut self, index: usize, key: &[u8]) -> Result<u64>;
+}
+
+/// Opens (creating if needed) the store of `kind` inside directory `dir`.
+pub fn open(kind: Kind, dir: &Path, mode: Mode) -> Result<Box<dyn Engine>> {
+    Ok(match kind {
+        Kind::Mmblob => Box::new(mmblob::Mmblob::open(dir, mode)?),
+        Kind::SimdRDrive => Box::new(simd_r_drive::SimdRDrive::open(dir)?),
+        Kind::Heed => Box::new(heed::Heed::open(dir, mode)?),
+        Kind::Redb => Box::new(redb::Redb::open(dir, mode)?),
+        Kind::Raw => Box::new(raw::Raw::open(dir, mode)?),
+    })
+}
+
+/// How `kind` in `mode` differs from what the workload asks for, if it does.
+pub fn note(kind: Kind, mode: Mode) -> Option<&'static str> {
+    match (kind, mode) {
+        (Kind::Mmblob | Kind::Raw, _) | (Kind::SimdRDrive, Mode::Flush) => None,
+        (Kind::SimdRDrive, Mode::Sync) => {
+            Some("no fsync call exists: each write is only flushed to the OS, so it is not durable")
+        }
+        (Kind::Heed, Mode::Flush) => Some("MDB_NOSYNC: each commit writes its pages to the OS without fsync"),
+        (Kind::Heed, Mode::Sync) => Some("LMDB's default durable commit, one write transaction per call"),
+        (Kind::Redb, Mode::Flush) => Some(
+            "Durability::None: commits stay in process memory until a durable commit \
+             (redb has no flush-to-OS level; Immediate would fsync every call)",
+        ),
+        (Kind::Redb, Mode::Sync) => Some("Durability::Immediate, one write transaction per call"),
+    }
+}

@@ -1,0 +1,186 @@
+//! Encoding entries and appending them to the file in as few calls as possible.
+
+use std::fs::File;
+use std::io::{self, IoSlice};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+
+use mmblob_entry::checksum::EntryCrc;
+use mmblob_entry::format::{
+    FLAG_BATCH_CONTINUES, FLAG_TOMBSTONE, TRAILER_LEN, Trailer, payload_start,
+};
+
+use crate::error::{Error, Result};
+use crate::recovery::KeyHasher;
+
+/// Values at least this long are written from the caller's memory instead of
+/// being copied into the scratch buffer.
+const BORROW_THRESHOLD: usize = 16 * 1024;
+/// Most buffers one `pwritev` call takes (Linux `IOV_MAX`).
+const MAX_IOVECS: usize = 1024;
+
+enum Piece<'a> {
+    Scratch(Range<usize>),
+    Borrowed(&'a [u8]),
+}
+
+/// One encoded entry of an [`Appender`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Appended {
+    pub(crate) hash: u64,
+    pub(crate) end: u64,
+    pub(crate) tombstone: bool,
+    /// Index of the key in the caller's list.
+    pub(crate) position: usize,
+}
+
+/// Entries laid out back to back from `start`, ready to be written at once.
+pub(crate) struct Appender<'a> {
+    store_id: u64,
+    hasher: KeyHasher,
+    start: u64,
+    end: u64,
+    scratch: Vec<u8>,
+    pieces: Vec<Piece<'a>>,
+    entries: Vec<Appended>,
+}
+
+impl<'a> Appender<'a> {
+    pub(crate) fn new(store_id: u64, hasher: KeyHasher, start: u64) -> Self {
+        Appender {
+            store_id,
+            hasher,
+            start,
+            end: start,
+            scratch: Vec::new(),
+            pieces: Vec::new(),
+            entries: Vec::new(),
+        }
+    }
+
+    /// Offset just past the last encoded entry.
+    pub(crate) fn end(&self) -> u64 {
+        self.end
+    }
+
+    pub(crate) fn entries(&self) -> &[Appended] {
+        &self.entries
+    }
+
+    fn push_scratch(&mut self, bytes: &[u8]) {
+        let from = self.scratch.len();
+        self.scratch.extend_from_slice(bytes);
+        match self.pieces.last_mut() {
+            Some(Piece::Scratch(range)) if range.end == from => range.end = self.scratch.len(),
+            _ => self.pieces.push(Piece::Scratch(from..self.scratch.len())),
+        }
+    }
+
+    /// Encodes a value entry (or a tombstone when `tombstone`); marks it as
+    /// continued when more entries of the same atomic batch follow.
+    pub(crate) fn push(
+        &mut self,
+        key: &[u8],
+        value: &'a [u8],
+        tombstone: bool,
+        continues: bool,
+        position: usize,
+    ) {
+        let prev_end = self.end;
+        let payload_len = value.len() as u64;
+        // Cannot overflow: the caller checked the value length and the file
+        // offsets are far below 2^63.
+        let start = payload_start(prev_end, payload_len).unwrap_or(prev_end);
+        let trailer = self.trailer(prev_end, key, value, tombstone, continues);
+        self.push_scratch(&[0u8; 64][..(start - prev_end) as usize]);
+        if value.len() >= BORROW_THRESHOLD {
+            self.pieces.push(Piece::Borrowed(value));
+        } else {
+            self.push_scratch(value);
+        }
+        self.push_scratch(key);
+        self.push_scratch(&trailer.encode());
+        self.end = start + payload_len + key.len() as u64 + TRAILER_LEN;
+        self.entries.push(Appended {
+            hash: trailer.key_hash,
+            end: self.end,
+            tombstone,
+            position,
+        });
+    }
+
+    fn trailer(
+        &self,
+        prev_end: u64,
+        key: &[u8],
+        value: &[u8],
+        tombstone: bool,
+        continues: bool,
+    ) -> Trailer {
+        let mut flags = 0;
+        if tombstone {
+            flags |= FLAG_TOMBSTONE;
+        }
+        if continues {
+            flags |= FLAG_BATCH_CONTINUES;
+        }
+        let mut trailer = Trailer {
+            prev_end,
+            key_hash: (self.hasher)(key),
+            payload_len: value.len() as u64,
+            // Keys were checked to be 1..=65535 bytes.
+            key_len: key.len() as u16,
+            flags,
+            crc: 0,
+        };
+        let mut crc = EntryCrc::new(self.store_id);
+        crc.update(value);
+        crc.update(key);
+        trailer.crc = crc.finish_with(&trailer);
+        trailer
+    }
+
+    /// Writes every encoded byte at `start` in the file.
+    pub(crate) fn write_to(&self, file: &File) -> io::Result<()> {
+        if let [Piece::Scratch(range)] = self.pieces.as_slice() {
+            return file.write_all_at(&self.scratch[range.clone()], self.start);
+        }
+        let slices: Vec<IoSlice<'_>> = self
+            .pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Scratch(range) => IoSlice::new(&self.scratch[range.clone()]),
+                Piece::Borrowed(bytes) => IoSlice::new(bytes),
+            })
+            .collect();
+        write_all_vectored_at(file, slices, self.start)
+    }
+}
+
+fn write_all_vectored_at(
+    file: &File,
+    mut slices: Vec<IoSlice<'_>>,
+    mut offset: u64,
+) -> io::Result<()> {
+    let mut bufs = slices.as_mut_slice();
+    while !bufs.is_empty() {
+        let batch = bufs.len().min(MAX_IOVECS);
+        let written = match rustix::io::pwritev(file, &bufs[..batch], offset) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => n,
+            Err(rustix::io::Errno::INTR) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        offset += written as u64;
+        IoSlice::advance_slices(&mut bufs, written);
+    }
+    Ok(())
+}
+
+/// Checks a key's length.
+pub(crate) fn check_key(key: &[u8]) -> Result<()> {
+    if key.is_empty() || key.len() > mmblob_entry::format::MAX_KEY_LEN {
+        return Err(Error::InvalidKey { len: key.len() });
+    }
+    Ok(())
+}

@@ -1,0 +1,226 @@
+//! Online compaction: rewrite the live entries into a new file and swap it in.
+//!
+//! The new file is written next to the store under a temporary name, synced,
+//! locked, renamed over the store and the directory synced. Until the rename
+//! the old file is the store; after it the new file, complete and synced, is.
+//! Readers keep reading the old map until each index shard is repointed (a
+//! pointer swap per shard); handles taken before keep the old map alive.
+//! Writers wait for the writer lock while compaction runs.
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use mmblob_entry::Mapping;
+use mmblob_entry::format::{HEADER_LEN, Header};
+use tracing::{info, info_span};
+
+use crate::append::Appender;
+use crate::error::{Error, Result};
+use crate::index::{Index, shard_of};
+use crate::recovery::{key_in, walk};
+use crate::store::{DataStore, LiveTotals, State, io_err, map_capacity, parent_dir, sync_dir};
+use crate::table::Table;
+
+/// Scratch bytes gathered before one write call during compaction.
+const COPY_BATCH_BYTES: usize = 8 << 20;
+
+/// What [`DataStore::compact`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CompactStats {
+    /// File length before.
+    pub bytes_before: u64,
+    /// File length after.
+    pub bytes_after: u64,
+    /// Live entries copied.
+    pub entries_kept: u64,
+    /// Overwritten values and tombstones left behind.
+    pub entries_dropped: u64,
+}
+
+/// Where compaction writes the new file before renaming it over `store`.
+pub(crate) fn compaction_temp_path(store: &Path) -> PathBuf {
+    let name = store
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    parent_dir(store).join(format!(".{name}.compacting"))
+}
+
+impl DataStore {
+    /// Rewrites the live entries into a new file and replaces the store file
+    /// with it, online. See the module docs for the crash analysis.
+    ///
+    /// # Errors
+    /// [`Error::ReadOnly`], [`Error::Io`]; on error the store is unchanged.
+    pub fn compact(&self) -> Result<CompactStats> {
+        self.compact_with_progress(|_| {})
+    }
+
+    /// [`DataStore::compact`], calling `progress` with the number of live
+    /// bytes copied since its previous call.
+    ///
+    /// # Errors
+    /// As [`DataStore::compact`].
+    pub fn compact_with_progress(&self, progress: impl Fn(u64)) -> Result<CompactStats> {
+        self.check_writable("compact")?;
+        let _span = info_span!("mmblob.compact", path = %self.path.display()).entered();
+        let started = Instant::now();
+        let mut state = self.lock_state();
+        let temp = compaction_temp_path(&self.path);
+        let result = self.rewrite(&mut state, &temp, &progress);
+        if result.is_err() {
+            let _ = std::fs::remove_file(&temp);
+        }
+        let stats = result?;
+        info!(
+            bytes_before = stats.bytes_before,
+            bytes_after = stats.bytes_after,
+            entries_kept = stats.entries_kept,
+            entries_dropped = stats.entries_dropped,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "compacted"
+        );
+        Ok(stats)
+    }
+
+    fn rewrite(
+        &self,
+        state: &mut State,
+        temp: &Path,
+        progress: &impl Fn(u64),
+    ) -> Result<CompactStats> {
+        let map = Arc::clone(&state.map);
+        let bytes = map.readable();
+        let mut total_entries = 0u64;
+        walk(
+            bytes,
+            state.tail,
+            HEADER_LEN,
+            &self.ctx(state.store_id),
+            |_| total_entries += 1,
+        );
+        let mut live: Vec<u64> = (0..Index::shard_count())
+            .flat_map(|s| self.index.snapshot(s).1)
+            .collect();
+        live.sort_unstable();
+
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(temp)
+            .map_err(|e| io_err(temp, "creating", e))?;
+        file.write_all_at(
+            &Header {
+                store_id: state.store_id,
+            }
+            .encode(),
+            0,
+        )
+        .map_err(|e| io_err(temp, "writing header of", e))?;
+        let (tail, tables) = self.copy_entries(state, &file, bytes, &live, temp, progress)?;
+        file.sync_all().map_err(|e| io_err(temp, "syncing", e))?;
+
+        let lock = File::open(temp).map_err(|e| io_err(temp, "opening for locking", e))?;
+        lock.try_lock()
+            .map_err(|e| Error::io(format!("locking {}", temp.display()), e.into()))?;
+        // SAFETY: `..tail` was written and synced above and is never changed.
+        let new_map = unsafe { Mapping::new(&file, map_capacity(tail), tail, state.store_id) }
+            .map_err(|e| io_err(temp, "mapping", e))?;
+        std::fs::rename(temp, &self.path)
+            .map_err(|e| io_err(&self.path, "renaming the compacted file over", e))?;
+        sync_dir(&parent_dir(&self.path))
+            .map_err(|e| io_err(&self.path, "syncing the directory of", e))?;
+
+        let new_map = Arc::new(new_map);
+        self.index.replace(tables, &new_map);
+        let before = state.tail;
+        state.file = Arc::new(file);
+        state.lock = Some(lock);
+        state.map = new_map;
+        state.tail = tail;
+        state.epoch += 1;
+        state.needs_truncate = false;
+        state.live = LiveTotals {
+            entry_bytes: tail - HEADER_LEN,
+            ..state.live
+        };
+        self.tail.store(tail, Ordering::Release);
+        let kept = live.len() as u64;
+        Ok(CompactStats {
+            bytes_before: before,
+            bytes_after: tail,
+            entries_kept: kept,
+            entries_dropped: total_entries.saturating_sub(kept),
+        })
+    }
+
+    /// Appends the entries ending at `live` (in file order) to `file`;
+    /// returns the new tail and the index tables for the new offsets.
+    fn copy_entries(
+        &self,
+        state: &State,
+        file: &File,
+        bytes: &[u8],
+        live: &[u64],
+        temp: &Path,
+        progress: &impl Fn(u64),
+    ) -> Result<(u64, Vec<Table>)> {
+        let mut per_shard = vec![0usize; Index::shard_count()];
+        for &end in live {
+            if let Some(found) = self.ctx(state.store_id).structure(bytes, end) {
+                per_shard[shard_of(found.trailer.key_hash)] += 1;
+            }
+        }
+        let mut tables: Vec<Table> = per_shard.into_iter().map(Table::with_capacity).collect();
+        let ctx = self.ctx(state.store_id);
+        let mut tail = HEADER_LEN;
+        for chunk in batches(bytes, live) {
+            let mut appender = Appender::new(state.store_id, self.options.hasher, tail);
+            let mut copied = 0u64;
+            for (i, &end) in chunk.iter().enumerate() {
+                let (Some(found), Some(key)) = (ctx.structure(bytes, end), key_in(bytes, end))
+                else {
+                    continue;
+                };
+                let layout = found.layout;
+                let value = &bytes[layout.payload_start as usize..layout.key_start as usize];
+                appender.push(key, value, false, false, i);
+                copied += layout.payload_len;
+            }
+            appender
+                .write_to(file)
+                .map_err(|e| io_err(temp, "writing", e))?;
+            for entry in appender.entries() {
+                tables[shard_of(entry.hash)].insert_new(entry.hash, entry.end);
+            }
+            tail = appender.end();
+            progress(copied);
+        }
+        Ok((tail, tables))
+    }
+}
+
+/// Splits `live` into runs whose small values fit one scratch buffer.
+fn batches<'a>(bytes: &'a [u8], live: &'a [u64]) -> impl Iterator<Item = &'a [u64]> + 'a {
+    let mut rest = live;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut size = 0usize;
+        let mut count = 0;
+        while count < rest.len() && (count == 0 || size < COPY_BATCH_BYTES) && count < 4096 {
+            size += crate::store::entry_sizes(bytes, rest[count]).map_or(0, |(_, s)| s as usize);
+            count += 1;
+        }
+        let (chunk, tail) = rest.split_at(count);
+        rest = tail;
+        Some(chunk)
+    })
+}

@@ -1,0 +1,170 @@
+//! The in-memory index: key hash → end offset of the newest live entry.
+//!
+//! Split into 64 shards by the low bits of the hash, each behind its own
+//! `RwLock` and padded to its own cache line, so two readers rarely touch the
+//! same lock word. Each shard also holds the [`Mapping`] its offsets refer
+//! to, so a reader always gets an offset and a map that belong together, even
+//! while compaction swaps in a new file. Writers (serialised by the store)
+//! hold a shard's write lock only for one slot update or a pointer swap;
+//! growing a table is done on a copy outside the write lock.
+
+use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use mmblob_entry::Mapping;
+use mmblob_entry::format::TRAILER_LEN;
+
+use crate::table::Table;
+
+const SHARD_BITS: u32 = 6;
+const SHARDS: usize = 1 << SHARD_BITS;
+
+/// One shard's table and the map its offsets point into.
+pub(crate) struct Shard {
+    pub(crate) table: Table,
+    pub(crate) map: Arc<Mapping>,
+}
+
+#[repr(align(128))]
+struct Padded(RwLock<Shard>);
+
+/// The sharded index of live keys.
+pub(crate) struct Index {
+    shards: Box<[Padded]>,
+}
+
+/// The key stored in the entry ending at `end`, read through `map`.
+pub(crate) fn key_at(map: &Mapping, end: u64) -> Option<&[u8]> {
+    let trailer_start = end.checked_sub(TRAILER_LEN)?;
+    let trailer = map.bytes(trailer_start..end)?;
+    let key_len = u64::from(u16::from_le_bytes([trailer[24], trailer[25]]));
+    map.bytes(trailer_start.checked_sub(key_len)?..trailer_start)
+}
+
+pub(crate) fn shard_of(hash: u64) -> usize {
+    (hash & (SHARDS as u64 - 1)) as usize
+}
+
+impl Index {
+    /// An index over `tables` (one per shard, see [`shard_of`]) into `map`.
+    pub(crate) fn new(tables: Vec<Table>, map: &Arc<Mapping>) -> Index {
+        debug_assert_eq!(tables.len(), SHARDS);
+        let shards = tables
+            .into_iter()
+            .map(|table| {
+                Padded(RwLock::new(Shard {
+                    table,
+                    map: Arc::clone(map),
+                }))
+            })
+            .collect();
+        Index { shards }
+    }
+
+    /// One empty table per shard.
+    pub(crate) fn empty_tables() -> Vec<Table> {
+        (0..SHARDS).map(|_| Table::default()).collect()
+    }
+
+    pub(crate) fn shard_count() -> usize {
+        SHARDS
+    }
+
+    pub(crate) fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
+        self.shards[shard]
+            .0
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
+        self.shards[shard]
+            .0
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The map and entry end of `key`, if it is live.
+    pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<(Arc<Mapping>, u64)> {
+        let shard = self.read(shard_of(hash));
+        let end = shard
+            .table
+            .get(hash, |end| key_at(&shard.map, end) == Some(key))?;
+        Some((Arc::clone(&shard.map), end))
+    }
+
+    /// True when `key` is live.
+    pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
+        let shard = self.read(shard_of(hash));
+        shard
+            .table
+            .get(hash, |end| key_at(&shard.map, end) == Some(key))
+            .is_some()
+    }
+
+    /// Points `key` at the entry ending at `end`; returns the replaced end.
+    /// Only the store's single writer calls this.
+    pub(crate) fn upsert(&self, hash: u64, key: &[u8], end: u64) -> Option<u64> {
+        let index = shard_of(hash);
+        self.grow_if_full(index);
+        let mut guard = self.write(index);
+        let Shard { table, map } = &mut *guard;
+        table.upsert(hash, end, |e| key_at(map, e) == Some(key))
+    }
+
+    /// Removes `key`; returns its end if it was live. Writer only.
+    pub(crate) fn remove(&self, hash: u64, key: &[u8]) -> Option<u64> {
+        let mut guard = self.write(shard_of(hash));
+        let Shard { table, map } = &mut *guard;
+        table.remove(hash, |e| key_at(map, e) == Some(key))
+    }
+
+    fn grow_if_full(&self, index: usize) {
+        let grown = {
+            let shard = self.read(index);
+            if !shard.table.is_full() {
+                return;
+            }
+            shard.table.grown()
+        };
+        // Only the writer mutates tables, so nothing changed since the copy.
+        let old = std::mem::replace(&mut self.write(index).table, grown);
+        drop(old);
+    }
+
+    /// Points every shard at a new map of the same file (after it grew).
+    pub(crate) fn set_map(&self, map: &Arc<Mapping>) {
+        for index in 0..SHARDS {
+            let old = std::mem::replace(&mut self.write(index).map, Arc::clone(map));
+            drop(old);
+        }
+    }
+
+    /// Replaces every table and the map (after compaction or a reload).
+    pub(crate) fn replace(&self, tables: Vec<Table>, map: &Arc<Mapping>) {
+        for (index, table) in tables.into_iter().enumerate() {
+            let old = {
+                let mut shard = self.write(index);
+                let old_table = std::mem::replace(&mut shard.table, table);
+                let old_map = std::mem::replace(&mut shard.map, Arc::clone(map));
+                (old_table, old_map)
+            };
+            drop(old);
+        }
+    }
+
+    /// Number of live keys.
+    pub(crate) fn len(&self) -> usize {
+        (0..SHARDS).map(|i| self.read(i).table.len()).sum()
+    }
+
+    /// Heap bytes held by the index tables.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        (0..SHARDS).map(|i| self.read(i).table.memory_bytes()).sum()
+    }
+
+    /// A copy of one shard's live entry ends with the map they refer to.
+    pub(crate) fn snapshot(&self, shard: usize) -> (Arc<Mapping>, Vec<u64>) {
+        let guard = self.read(shard);
+        (Arc::clone(&guard.map), guard.table.ends().collect())
+    }
+}

@@ -1,0 +1,36 @@
+//! The storage engine of mmblob: [`DataStore`] and everything it needs.
+//!
+//! Most users want the `mmblob` crate, which re-exports this crate and the
+//! entry types; see its documentation for the tour, the file format and the
+//! soundness story of the memory map.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+
+mod append;
+mod compact;
+mod damage;
+mod index;
+mod maintain;
+mod options;
+mod read;
+mod recovery;
+mod store;
+mod table;
+mod write;
+
+#[cfg(test)]
+mod tests;
+
+/// The error type shared by every mmblob crate.
+pub mod error {
+    pub use mmblob_entry::{Error, Result};
+}
+
+pub use compact::CompactStats;
+pub use damage::{Damage, DamageKind, VerifyReport};
+pub use error::{Error, Result};
+pub use maintain::StoreStats;
+pub use mmblob_entry::{EntryHandle, EntryStream};
+pub use options::{Durability, OpenOptions};
+pub use read::EntryIter;
+pub use store::DataStore;

@@ -1,0 +1,302 @@
+//! Finding the end of a store and rebuilding its index from the trailer chain.
+//!
+//! Open reads backward: [`find_tail`] looks for the last position at which a
+//! fully valid entry ends (structure, key hash and checksum), cutting back
+//! over a torn batch; [`walk`] then follows `prev_end` links from there to
+//! the header, checking the structure and key hash of every entry. Where a
+//! link leads to bytes that are not a trailer, the walk scans backward for
+//! the previous fully valid entry and reports the skipped bytes as damage,
+//! so one damaged entry never hides the entries before it.
+
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+
+use mmblob_entry::checksum::EntryCrc;
+use mmblob_entry::format::{EntryLayout, MIN_ENTRY_END, TRAILER_LEN, Trailer};
+
+use crate::damage::{Damage, DamageKind};
+
+/// How keys are hashed; a seam so tests can force collisions.
+pub(crate) type KeyHasher = fn(&[u8]) -> u64;
+
+/// Candidate trailer positions examined per read while scanning backward.
+const SCAN_WINDOW: usize = 64 * 1024;
+/// Payload bytes read per call while checksumming through [`ReadAt`].
+const CHECK_CHUNK: usize = 1 << 20;
+
+/// Positional reads: the file (no SIGBUS if it shrinks) or bytes in memory.
+pub(crate) trait ReadAt {
+    /// Fills `buf` from `offset`; `UnexpectedEof` if the source is shorter.
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl ReadAt for File {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        let src = start
+            .checked_add(buf.len())
+            .and_then(|end| self.get(start..end))
+            .ok_or(io::ErrorKind::UnexpectedEof)?;
+        buf.copy_from_slice(src);
+        Ok(())
+    }
+}
+
+/// What recovery needs to know about the store.
+#[derive(Clone, Copy)]
+pub(crate) struct Ctx {
+    pub(crate) store_id: u64,
+    pub(crate) hasher: KeyHasher,
+}
+
+/// An entry whose trailer agrees with its position.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Found {
+    pub(crate) trailer: Trailer,
+    pub(crate) layout: EntryLayout,
+}
+
+impl Found {
+    pub(crate) fn end(&self) -> u64 {
+        self.layout.end()
+    }
+}
+
+/// The key of the entry ending at `end` within `bytes`, trusting its trailer.
+pub(crate) fn key_in(bytes: &[u8], end: u64) -> Option<&[u8]> {
+    let trailer_start = usize::try_from(end.checked_sub(TRAILER_LEN)?).ok()?;
+    let trailer = bytes.get(trailer_start..trailer_start + TRAILER_LEN as usize)?;
+    let key_len = usize::from(u16::from_le_bytes([trailer[24], trailer[25]]));
+    bytes.get(trailer_start.checked_sub(key_len)?..trailer_start)
+}
+
+fn decode_at(bytes: &[u8], end: u64) -> Option<Trailer> {
+    let start = usize::try_from(end.checked_sub(TRAILER_LEN)?).ok()?;
+    let raw: &[u8; TRAILER_LEN as usize] = bytes
+        .get(start..start + TRAILER_LEN as usize)?
+        .try_into()
+        .ok()?;
+    Some(Trailer::decode(raw))
+}
+
+impl Ctx {
+    /// The entry ending at `end` in `bytes` if its structure and key hash hold.
+    pub(crate) fn structure(&self, bytes: &[u8], end: u64) -> Option<Found> {
+        let trailer = decode_at(bytes, end)?;
+        let layout = trailer.layout(end)?;
+        let key = key_in(bytes, end)?;
+        ((self.hasher)(key) == trailer.key_hash).then_some(Found { trailer, layout })
+    }
+
+    /// `(stored, computed)` checksums of a found entry read through `src`.
+    pub(crate) fn checksums(
+        &self,
+        src: &(impl ReadAt + ?Sized),
+        found: &Found,
+    ) -> io::Result<(u32, u32)> {
+        let mut crc = EntryCrc::new(self.store_id);
+        let mut buf =
+            vec![
+                0u8;
+                CHECK_CHUNK.min(usize::try_from(found.layout.payload_len).unwrap_or(CHECK_CHUNK))
+            ];
+        let mut pos = found.layout.payload_start;
+        let payload_end = found.layout.key_start;
+        while pos < payload_end {
+            let n = buf
+                .len()
+                .min(usize::try_from(payload_end - pos).unwrap_or(usize::MAX));
+            src.read_at(pos, &mut buf[..n])?;
+            crc.update(&buf[..n]);
+            pos += n as u64;
+        }
+        let mut key = vec![0u8; usize::from(found.layout.key_len)];
+        src.read_at(found.layout.key_start, &mut key)?;
+        crc.update(&key);
+        Ok((found.trailer.crc, crc.finish_with(&found.trailer)))
+    }
+
+    /// The entry ending at `end` if it is fully valid: structure, key hash, checksum.
+    fn valid_entry(
+        &self,
+        src: &(impl ReadAt + ?Sized),
+        end: u64,
+        raw: &[u8; 32],
+    ) -> io::Result<Option<Found>> {
+        let trailer = Trailer::decode(raw);
+        let Some(layout) = trailer.layout(end) else {
+            return Ok(None);
+        };
+        let mut key = vec![0u8; usize::from(layout.key_len)];
+        match src.read_at(layout.key_start, &mut key) {
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            other => other?,
+        }
+        if (self.hasher)(&key) != trailer.key_hash {
+            return Ok(None);
+        }
+        let found = Found { trailer, layout };
+        let (stored, computed) = self.checksums(src, &found)?;
+        Ok((stored == computed).then_some(found))
+    }
+
+    /// The last fully valid entry ending in `lo..=hi`, scanning backward.
+    ///
+    /// Costs O(hi - lo) cheap structure checks; only positions whose trailer
+    /// agrees with its own position are checksummed.
+    pub(crate) fn last_valid_entry(
+        &self,
+        src: &(impl ReadAt + ?Sized),
+        hi: u64,
+        lo: u64,
+    ) -> io::Result<Option<Found>> {
+        let lo = lo.max(MIN_ENTRY_END);
+        if hi < lo {
+            return Ok(None);
+        }
+        let mut buf = vec![0u8; SCAN_WINDOW];
+        let mut window_end = hi;
+        loop {
+            let window_start = window_end
+                .saturating_sub(SCAN_WINDOW as u64)
+                .max(lo - TRAILER_LEN);
+            let window = &mut buf[..(window_end - window_start) as usize];
+            src.read_at(window_start, window)?;
+            let mut end = window_end;
+            while end >= lo && end >= window_start + TRAILER_LEN {
+                let at = (end - TRAILER_LEN - window_start) as usize;
+                let mut raw = [0u8; TRAILER_LEN as usize];
+                raw.copy_from_slice(&window[at..at + TRAILER_LEN as usize]);
+                if let Some(found) = self.valid_entry(src, end, &raw)? {
+                    return Ok(Some(found));
+                }
+                end -= 1;
+            }
+            if window_start + TRAILER_LEN <= lo {
+                return Ok(None);
+            }
+            window_end = window_start + TRAILER_LEN - 1;
+        }
+    }
+
+    /// The committed end of the data in `src`, which is `len` bytes long and
+    /// known to be committed up to `lo`: the end of the last valid entry that
+    /// is not part of an unfinished batch.
+    pub(crate) fn find_tail(
+        &self,
+        src: &(impl ReadAt + ?Sized),
+        len: u64,
+        lo: u64,
+    ) -> io::Result<u64> {
+        let mut candidate = self.last_valid_entry(src, len, lo)?;
+        while let Some(found) = candidate {
+            if !found.trailer.batch_continues() {
+                return Ok(found.end());
+            }
+            candidate = self.last_valid_entry(src, found.layout.prev_end, lo)?;
+        }
+        Ok(lo)
+    }
+}
+
+/// One entry reached by [`walk`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Walked {
+    pub(crate) end: u64,
+    pub(crate) hash: u64,
+    pub(crate) tombstone: bool,
+}
+
+impl From<&Found> for Walked {
+    fn from(found: &Found) -> Walked {
+        Walked {
+            end: found.end(),
+            hash: found.trailer.key_hash,
+            tombstone: found.trailer.is_tombstone(),
+        }
+    }
+}
+
+/// What [`walk`] saw.
+pub(crate) struct WalkOutcome {
+    pub(crate) damage: Vec<Damage>,
+    /// False when a link jumped below `stop`: the bytes are not the file the
+    /// caller thought they were.
+    pub(crate) reached_stop: bool,
+}
+
+/// Follows the chain from the entry ending at `tail` down to `stop`, newest
+/// first, calling `visit` for every entry it can vouch for.
+pub(crate) fn walk(
+    bytes: &[u8],
+    tail: u64,
+    stop: u64,
+    ctx: &Ctx,
+    mut visit: impl FnMut(Walked),
+) -> WalkOutcome {
+    let mut damage = Vec::new();
+    let mut end = tail;
+    // The entry whose `prev_end` is `end`; visited once the link is confirmed.
+    let mut pending: Option<Found> = None;
+    while end > stop {
+        if let Some(found) = ctx.structure(bytes, end) {
+            if let Some(next) = pending.replace(found) {
+                visit(Walked::from(&next));
+            }
+            end = found.layout.prev_end;
+            continue;
+        }
+        // The link to `end` leads to no trailer. Either the entry that linked
+        // here is damaged (its prev_end is wrong) or the one ending here is.
+        let unreadable = (end - 1, end, DamageKind::Unreadable);
+        let (resume_below, damaged_end, kind) = match pending.take() {
+            Some(next) => match ctx.checksums(bytes, &next) {
+                Ok((expected, got)) if expected != got => (
+                    next.layout.trailer_start,
+                    next.end(),
+                    DamageKind::ChecksumMismatch {
+                        key: key_in(bytes, next.end()).unwrap_or_default().to_vec(),
+                        expected,
+                        got,
+                    },
+                ),
+                _ => {
+                    visit(Walked::from(&next));
+                    unreadable
+                }
+            },
+            None => unreadable,
+        };
+        let previous = ctx
+            .last_valid_entry(bytes, resume_below, stop)
+            .ok()
+            .flatten();
+        let resume = previous.map_or(stop, |p| p.end());
+        damage.push(Damage {
+            range: resume..damaged_end,
+            kind,
+        });
+        match previous {
+            Some(p) if p.end() > stop => {
+                end = p.layout.prev_end;
+                pending = Some(p);
+            }
+            _ => end = stop,
+        }
+    }
+    if let Some(next) = pending {
+        visit(Walked::from(&next));
+    }
+    damage.sort_by_key(|d| d.range.start);
+    WalkOutcome {
+        damage,
+        reached_stop: end == stop,
+    }
+}

@@ -1,0 +1,570 @@
+//! The store handle and how it is opened.
+
+use std::fs::{File, TryLockError};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
+
+use mmblob_entry::Mapping;
+use mmblob_entry::format::{HEADER_LEN, Header, HeaderError};
+use tracing::{error, info, info_span, warn};
+
+use crate::damage::Damage;
+use crate::error::{Error, Result};
+use crate::index::{Index, shard_of};
+use crate::options::OpenOptions;
+use crate::recovery::{Ctx, key_in, walk};
+use crate::table::Table;
+
+/// Smallest address-space reservation for a map; it grows by doubling.
+const MIN_MAP_CAPACITY: u64 = 64 << 20;
+/// Marks a tombstone while the index is rebuilt (file offsets stay below 2^63).
+const TOMBSTONE_BIT: u64 = 1 << 63;
+
+/// A blob store in one append-only file, read through a shared memory map.
+///
+/// `DataStore` is `Send + Sync`; share it between threads with `Arc`. Reads
+/// take only a short shard read lock and return zero-copy [`EntryHandle`]s;
+/// writes are serialised and append to the end of the file.
+///
+/// [`EntryHandle`]: mmblob_entry::EntryHandle
+pub struct DataStore {
+    pub(crate) path: PathBuf,
+    pub(crate) options: OpenOptions,
+    pub(crate) index: Index,
+    pub(crate) state: Mutex<State>,
+    /// `(epoch, end)` known to be on stable storage (group commit).
+    pub(crate) synced: Mutex<(u64, u64)>,
+    pub(crate) damage: Mutex<Vec<Damage>>,
+    /// Mirror of `State::tail` readable without the writer lock.
+    pub(crate) tail: AtomicU64,
+}
+
+/// Everything the single writer (or a read-only handle's refresh) changes.
+pub(crate) struct State {
+    pub(crate) file: Arc<File>,
+    /// Descriptor holding the exclusive write lock; a separate open file
+    /// description from `file`, which the maps keep alive.
+    pub(crate) lock: Option<File>,
+    pub(crate) map: Arc<Mapping>,
+    pub(crate) tail: u64,
+    pub(crate) store_id: u64,
+    /// A failed append may have left bytes past `tail`: cut them first.
+    pub(crate) needs_truncate: bool,
+    pub(crate) live: LiveTotals,
+    /// Bumped whenever the file is replaced; offsets of different epochs
+    /// are not comparable.
+    pub(crate) epoch: u64,
+}
+
+/// Sizes of the live entries, kept up to date by the writer.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct LiveTotals {
+    pub(crate) entries: u64,
+    pub(crate) payload_bytes: u64,
+    /// Whole entries: padding, payload, key and trailer.
+    pub(crate) entry_bytes: u64,
+}
+
+/// A store file read from disk and its rebuilt index.
+pub(crate) struct Loaded {
+    pub(crate) file: File,
+    pub(crate) map: Arc<Mapping>,
+    pub(crate) tail: u64,
+    pub(crate) store_id: u64,
+    pub(crate) tables: Vec<Table>,
+    pub(crate) damage: Vec<Damage>,
+    pub(crate) live: LiveTotals,
+}
+
+impl std::fmt::Debug for DataStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DataStore")
+            .field("path", &self.path)
+            .field("read_only", &self.options.read_only)
+            .field("entries", &self.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataStore {
+    /// Opens the store at `path`, creating it if it is missing or empty.
+    ///
+    /// # Errors
+    /// [`Error::NotAStore`] for a file that is not a store (left unchanged),
+    /// [`Error::UnsupportedVersion`], [`Error::Locked`] when another handle
+    /// writes to it, [`Error::NotAFile`] for a directory, [`Error::Io`].
+    pub fn open(path: impl AsRef<Path>) -> Result<DataStore> {
+        OpenOptions::new().open(path)
+    }
+
+    /// Opens an existing store; [`Error::StoreNotFound`] if it is missing.
+    ///
+    /// # Errors
+    /// As [`DataStore::open`], plus [`Error::StoreNotFound`].
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<DataStore> {
+        OpenOptions::new().create(false).open(path)
+    }
+
+    pub(crate) fn open_with(path: &Path, options: &OpenOptions) -> Result<DataStore> {
+        let _span =
+            info_span!("mmblob.open", path = %path.display(), read_only = options.read_only)
+                .entered();
+        let started = Instant::now();
+        let (file, lock) = open_file(path, options)?;
+        if lock.is_some() {
+            // We hold the write lock, so a leftover is from a compaction that crashed.
+            let _ = std::fs::remove_file(crate::compact::compaction_temp_path(path));
+        }
+        let loaded = load(path, file, options)?;
+        let Loaded {
+            file,
+            map,
+            tail,
+            store_id,
+            tables,
+            damage,
+            live,
+        } = loaded;
+        let store = DataStore {
+            path: path.to_path_buf(),
+            options: options.clone(),
+            index: Index::new(tables, &map),
+            state: Mutex::new(State {
+                file: Arc::new(file),
+                lock,
+                map,
+                tail,
+                store_id,
+                needs_truncate: false,
+                live,
+                epoch: 0,
+            }),
+            synced: Mutex::new((0, tail)),
+            damage: Mutex::new(Vec::new()),
+            tail: AtomicU64::new(tail),
+        };
+        store.record_damage(damage);
+        if options.strict {
+            store.refuse_damage()?;
+        }
+        info!(
+            entries = store.len(),
+            bytes = store.tail.load(Ordering::Relaxed),
+            elapsed_us = started.elapsed().as_micros() as u64,
+            "store opened"
+        );
+        Ok(store)
+    }
+
+    fn refuse_damage(&self) -> Result<()> {
+        let report = self.verify()?;
+        match report.damaged.first() {
+            None => Ok(()),
+            Some(first) => Err(Error::Corrupt {
+                offset: first.range.start,
+                reason: format!(
+                    "{} damaged stretch(es), first: {first}; opened with strict(true)",
+                    report.damaged.len()
+                ),
+            }),
+        }
+    }
+
+    /// Makes `loaded` the store's current file, map and index.
+    pub(crate) fn install(&self, state: &mut State, loaded: Loaded) {
+        self.index.replace(loaded.tables, &loaded.map);
+        state.file = Arc::new(loaded.file);
+        state.map = loaded.map;
+        state.tail = loaded.tail;
+        state.store_id = loaded.store_id;
+        state.live = loaded.live;
+        state.needs_truncate = false;
+        state.epoch += 1;
+        self.tail.store(loaded.tail, Ordering::Release);
+        self.record_damage(loaded.damage);
+    }
+
+    pub(crate) fn record_damage(&self, found: Vec<Damage>) {
+        if found.is_empty() {
+            return;
+        }
+        let mut known = self.damage.lock().unwrap_or_else(PoisonError::into_inner);
+        for damage in found {
+            if !known.contains(&damage) {
+                error!(path = %self.path.display(), %damage, "damaged data in store");
+                known.push(damage);
+            }
+        }
+        known.sort_by_key(|d| d.range.start);
+    }
+
+    pub(crate) fn lock_state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    pub(crate) fn ctx(&self, store_id: u64) -> Ctx {
+        Ctx {
+            store_id,
+            hasher: self.options.hasher,
+        }
+    }
+
+    pub(crate) fn hash(&self, key: &[u8]) -> u64 {
+        (self.options.hasher)(key)
+    }
+
+    /// The path the store was opened at.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// True when this handle was opened read-only.
+    #[must_use]
+    pub fn is_read_only(&self) -> bool {
+        self.options.read_only
+    }
+
+    pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
+        if self.options.read_only {
+            return Err(Error::ReadOnly {
+                path: self.path.clone(),
+                operation,
+            });
+        }
+        Ok(())
+    }
+
+    /// Makes sure `state.map` reserves at least `end` bytes, re-mapping (and
+    /// repointing the index) only when the reservation is exhausted.
+    pub(crate) fn reserve_map(&self, state: &mut State, end: u64) -> Result<()> {
+        if end <= state.map.capacity() {
+            return Ok(());
+        }
+        let capacity = map_capacity(end);
+        // SAFETY: bytes below `state.tail` are committed entries, which mmblob
+        // never changes or truncates while the file is mapped.
+        let map = unsafe { Mapping::new(&state.file, capacity, state.tail, state.store_id) }
+            .map_err(|e| io_err(&self.path, "mapping", e))?;
+        let map = Arc::new(map);
+        self.index.set_map(&map);
+        state.map = map;
+        Ok(())
+    }
+}
+
+pub(crate) fn io_err(path: &Path, doing: &str, source: std::io::Error) -> Error {
+    Error::io(format!("{doing} {}", path.display()), source)
+}
+
+/// Address space to reserve for a file that must hold `len` bytes.
+pub(crate) fn map_capacity(len: u64) -> u64 {
+    len.saturating_mul(2)
+        .max(MIN_MAP_CAPACITY)
+        .next_power_of_two()
+}
+
+fn same_file(a: &File, b: &File) -> std::io::Result<bool> {
+    let (a, b) = (a.metadata()?, b.metadata()?);
+    Ok(a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// Opens the store file (and its lock, when writable).
+fn open_file(path: &Path, options: &OpenOptions) -> Result<(File, Option<File>)> {
+    // Compaction may rename a new file over the path between our open and our
+    // lock; then the lock is on a stale file and we try again.
+    for _ in 0..16 {
+        let file = match std::fs::OpenOptions::new()
+            .read(true)
+            .write(!options.read_only)
+            .open(path)
+        {
+            Ok(file) => file,
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound
+                    && options.create
+                    && !options.read_only =>
+            {
+                create_store_file(path)?;
+                continue;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(Error::StoreNotFound {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::IsADirectory => {
+                return Err(Error::NotAFile {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(e) => return Err(io_err(path, "opening", e)),
+        };
+        let meta = file
+            .metadata()
+            .map_err(|e| io_err(path, "reading metadata of", e))?;
+        if !meta.is_file() {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
+        if options.read_only {
+            return Ok((file, None));
+        }
+        let lock = File::open(path).map_err(|e| io_err(path, "opening for locking", e))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                return Err(Error::Locked {
+                    path: path.to_path_buf(),
+                });
+            }
+            Err(TryLockError::Error(e)) => return Err(io_err(path, "locking", e)),
+        }
+        if same_file(&file, &lock).map_err(|e| io_err(path, "checking", e))? {
+            return Ok((file, Some(lock)));
+        }
+    }
+    Err(Error::io(
+        format!("opening {}", path.display()),
+        std::io::Error::other("the file keeps being replaced while opening"),
+    ))
+}
+
+/// Creates a new store at `path` without ever exposing a partial header:
+/// the header is written and synced in a temporary file that is then linked
+/// into place (failing harmlessly if someone else created the store first).
+fn create_store_file(path: &Path) -> Result<()> {
+    let dir = parent_dir(path);
+    let name = path
+        .file_name()
+        .map_or_else(|| "store".into(), |n| n.to_string_lossy().into_owned());
+    let temp = dir.join(format!(".{name}.{}.creating", std::process::id()));
+    let result = (|| {
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&temp)?;
+        file.write_all_at(
+            &Header {
+                store_id: new_store_id(),
+            }
+            .encode(),
+            0,
+        )?;
+        file.sync_all()?;
+        match std::fs::hard_link(&temp, path) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => return Err(e),
+            _ => {}
+        }
+        sync_dir(&dir)
+    })();
+    let _ = std::fs::remove_file(&temp);
+    result.map_err(|e| io_err(path, "creating store", e))
+}
+
+pub(crate) fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// A random 64-bit id. `RandomState` is seeded from the OS random source.
+pub(crate) fn new_store_id() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    RandomState::new().hash_one((nanos, std::process::id()))
+}
+
+fn header_error(path: &Path, err: HeaderError) -> Error {
+    let path = path.to_path_buf();
+    match err {
+        HeaderError::NotMagic => Error::NotAStore {
+            path,
+            reason: "it does not start with the mmblob magic bytes".into(),
+        },
+        HeaderError::Truncated(len) => Error::NotAStore {
+            path,
+            reason: format!("only {len} bytes long, shorter than a store header"),
+        },
+        HeaderError::Checksum { expected, got } => Error::Corrupt {
+            offset: 0,
+            reason: format!(
+                "header checksum mismatch (stored {expected:#010x}, computed {got:#010x})"
+            ),
+        },
+        HeaderError::Version(found) => Error::UnsupportedVersion {
+            path,
+            found,
+            supported: mmblob_entry::format::FORMAT_VERSION,
+        },
+        HeaderError::Alignment(alignment) => Error::NotAStore {
+            path,
+            reason: format!("payload alignment {alignment} is not 64"),
+        },
+    }
+}
+
+fn read_header(path: &Path, file: &File, len: u64) -> Result<Header> {
+    let mut bytes = vec![0u8; len.min(HEADER_LEN) as usize];
+    file.read_exact_at(&mut bytes, 0)
+        .map_err(|e| io_err(path, "reading header of", e))?;
+    Header::decode(&bytes).map_err(|e| header_error(path, e))
+}
+
+/// Reads a store file: header, committed end, index. Cuts a torn tail when
+/// the handle is writable.
+pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loaded> {
+    let mut len = file
+        .metadata()
+        .map_err(|e| io_err(path, "reading metadata of", e))?
+        .len();
+    if len == 0 {
+        if options.read_only {
+            return empty_view(path, file);
+        }
+        file.write_all_at(
+            &Header {
+                store_id: new_store_id(),
+            }
+            .encode(),
+            0,
+        )
+        .and_then(|()| file.sync_all())
+        .map_err(|e| io_err(path, "writing header of", e))?;
+        len = HEADER_LEN;
+    }
+    let store_id = read_header(path, &file, len)?.store_id;
+    let ctx = Ctx {
+        store_id,
+        hasher: options.hasher,
+    };
+    let tail = ctx
+        .find_tail(&file, len, HEADER_LEN)
+        .map_err(|e| io_err(path, "recovering", e))?;
+    if tail < len {
+        warn!(path = %path.display(), torn_bytes = len - tail, tail, "cutting off an interrupted write at the end of the store");
+        if !options.read_only {
+            file.set_len(tail)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_err(path, "cutting torn tail of", e))?;
+        }
+    }
+    // SAFETY: `0..tail` holds committed entries (the tail entry's checksum was
+    // verified); mmblob never changes or truncates committed bytes.
+    let map = Arc::new(
+        unsafe { Mapping::new(&file, map_capacity(tail), tail, store_id) }
+            .map_err(|e| io_err(path, "mapping", e))?,
+    );
+    let (tables, damage, live) = rebuild_index(map.readable(), tail, &ctx);
+    Ok(Loaded {
+        file,
+        map,
+        tail,
+        store_id,
+        tables,
+        damage,
+        live,
+    })
+}
+
+/// A read-only view of a file that has no header yet.
+fn empty_view(path: &Path, file: File) -> Result<Loaded> {
+    // SAFETY: nothing is readable.
+    let map =
+        Arc::new(unsafe { Mapping::new(&file, 0, 0, 0) }.map_err(|e| io_err(path, "mapping", e))?);
+    Ok(Loaded {
+        file,
+        map,
+        tail: 0,
+        store_id: 0,
+        tables: Index::empty_tables(),
+        damage: Vec::new(),
+        live: LiveTotals::default(),
+    })
+}
+
+/// Walks the chain newest-first and keeps, per key, only the newest entry
+/// (dropping keys whose newest entry is a tombstone).
+fn rebuild_index(bytes: &[u8], tail: u64, ctx: &Ctx) -> (Vec<Table>, Vec<Damage>, LiveTotals) {
+    let started = Instant::now();
+    let mut tables = Index::empty_tables();
+    let mut walked = 0u64;
+    let outcome = walk(bytes, tail, HEADER_LEN, ctx, |entry| {
+        walked += 1;
+        let Some(key) = key_in(bytes, entry.end) else {
+            return;
+        };
+        let table = &mut tables[shard_of(entry.hash)];
+        let seen = table.get(entry.hash, |end| {
+            key_in(bytes, end & !TOMBSTONE_BIT) == Some(key)
+        });
+        if seen.is_none() {
+            if table.is_full() {
+                *table = table.grown();
+            }
+            let marker = if entry.tombstone { TOMBSTONE_BIT } else { 0 };
+            table.insert_new(entry.hash, entry.end | marker);
+        }
+    });
+    let tables: Vec<Table> = tables
+        .iter()
+        .map(|t| t.rebuilt(|end| end & TOMBSTONE_BIT == 0))
+        .collect();
+    let live = live_totals(bytes, &tables);
+    info!(
+        entries_walked = walked,
+        live_keys = live.entries,
+        damaged = outcome.damage.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "index rebuilt from the trailer chain"
+    );
+    (tables, outcome.damage, live)
+}
+
+fn live_totals(bytes: &[u8], tables: &[Table]) -> LiveTotals {
+    let mut live = LiveTotals::default();
+    for end in tables.iter().flat_map(Table::ends) {
+        live.add(bytes, end);
+    }
+    live
+}
+
+impl LiveTotals {
+    /// Counts the entry ending at `end` as live.
+    pub(crate) fn add(&mut self, bytes: &[u8], end: u64) {
+        if let Some((payload, size)) = entry_sizes(bytes, end) {
+            self.entries += 1;
+            self.payload_bytes += payload;
+            self.entry_bytes += size;
+        }
+    }
+
+    /// Stops counting the entry ending at `end`.
+    pub(crate) fn remove(&mut self, bytes: &[u8], end: u64) {
+        if let Some((payload, size)) = entry_sizes(bytes, end) {
+            self.entries = self.entries.saturating_sub(1);
+            self.payload_bytes = self.payload_bytes.saturating_sub(payload);
+            self.entry_bytes = self.entry_bytes.saturating_sub(size);
+        }
+    }
+}
+
+/// `(payload_len, whole entry length)` of the entry ending at `end`.
+pub(crate) fn entry_sizes(bytes: &[u8], end: u64) -> Option<(u64, u64)> {
+    let start = usize::try_from(end.checked_sub(32)?).ok()?;
+    let raw: &[u8; 32] = bytes.get(start..start + 32)?.try_into().ok()?;
+    let trailer = mmblob_entry::format::Trailer::decode(raw);
+    Some((trailer.payload_len, end - trailer.prev_end))
+}

@@ -1,0 +1,276 @@
+//! The open-addressing hash table behind the index.
+//!
+//! Robin Hood linear probing over 16-byte slots `(key_hash, entry_end)`.
+//! Capacity is any number (positions come from a multiply-shift of the hash,
+//! not a mask), so a table sized for `n` keys at open costs ~20 bytes per
+//! key instead of rounding up to a power of two. Slots do not hold keys: two
+//! keys with the same hash occupy two slots, and the caller decides which one
+//! matches by comparing the stored key bytes through `is_match`.
+
+/// `entry_end` value of an empty slot (no entry ends inside the header).
+const EMPTY: u64 = 0;
+/// Slots per key when a table is built for a known number of keys.
+const SIZING_LOAD_PERCENT: usize = 80;
+/// Grow when an insert would take the load above this.
+const MAX_LOAD_PERCENT: usize = 90;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Slot {
+    hash: u64,
+    end: u64,
+}
+
+const VACANT: Slot = Slot {
+    hash: 0,
+    end: EMPTY,
+};
+
+/// A multiset of `(hash, entry_end)` pairs with key-aware lookup.
+#[derive(Clone, Debug)]
+pub(crate) struct Table {
+    slots: Box<[Slot]>,
+    len: usize,
+}
+
+impl Default for Table {
+    fn default() -> Self {
+        Table::with_capacity(0)
+    }
+}
+
+impl Table {
+    /// A table that holds `keys` entries at 80 % load without growing.
+    pub(crate) fn with_capacity(keys: usize) -> Table {
+        let slots = (keys.saturating_mul(100) / SIZING_LOAD_PERCENT).max(8);
+        Table {
+            slots: vec![VACANT; slots].into_boxed_slice(),
+            len: 0,
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Bytes of memory held by the slots.
+    pub(crate) fn memory_bytes(&self) -> usize {
+        self.slots.len() * size_of::<Slot>()
+    }
+
+    fn home(&self, hash: u64) -> usize {
+        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
+    }
+
+    fn next(&self, i: usize) -> usize {
+        if i + 1 == self.slots.len() { 0 } else { i + 1 }
+    }
+
+    fn distance(&self, i: usize, hash: u64) -> usize {
+        let home = self.home(hash);
+        if i >= home {
+            i - home
+        } else {
+            i + self.slots.len() - home
+        }
+    }
+
+    fn find(&self, hash: u64, mut is_match: impl FnMut(u64) -> bool) -> Option<usize> {
+        let mut i = self.home(hash);
+        let mut dist = 0;
+        loop {
+            let slot = self.slots[i];
+            if slot.end == EMPTY || self.distance(i, slot.hash) < dist {
+                return None;
+            }
+            if slot.hash == hash && is_match(slot.end) {
+                return Some(i);
+            }
+            i = self.next(i);
+            dist += 1;
+        }
+    }
+
+    /// The entry end stored for the key that `is_match` recognises.
+    pub(crate) fn get(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
+        self.find(hash, is_match).map(|i| self.slots[i].end)
+    }
+
+    /// True when one more insert would exceed the maximum load.
+    pub(crate) fn is_full(&self) -> bool {
+        (self.len + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT
+    }
+
+    /// A copy with room to grow by half again.
+    pub(crate) fn grown(&self) -> Table {
+        let mut table = Table::with_capacity(self.len + self.len / 2 + 8);
+        for slot in self.occupied() {
+            table.insert_new(slot.hash, slot.end);
+        }
+        table
+    }
+
+    /// A copy sized for its current contents, leaving out ends that `keep` rejects.
+    pub(crate) fn rebuilt(&self, mut keep: impl FnMut(u64) -> bool) -> Table {
+        let kept = self.occupied().filter(|s| keep(s.end)).count();
+        let mut table = Table::with_capacity(kept);
+        for slot in self.occupied().filter(|s| keep(s.end)) {
+            table.insert_new(slot.hash, slot.end);
+        }
+        table
+    }
+
+    /// Points the matching key at `end`; returns the end it replaced, if any.
+    /// The caller grows the table first when [`Table::is_full`] says so.
+    pub(crate) fn upsert(
+        &mut self,
+        hash: u64,
+        end: u64,
+        is_match: impl FnMut(u64) -> bool,
+    ) -> Option<u64> {
+        debug_assert_ne!(end, EMPTY);
+        if let Some(i) = self.find(hash, is_match) {
+            return Some(std::mem::replace(&mut self.slots[i].end, end));
+        }
+        self.insert_new(hash, end);
+        None
+    }
+
+    /// Adds a slot for a key known to be absent.
+    pub(crate) fn insert_new(&mut self, hash: u64, end: u64) {
+        assert!(
+            self.len < self.slots.len(),
+            "table full: grow before inserting"
+        );
+        let mut carry = Slot { hash, end };
+        let mut i = self.home(hash);
+        let mut dist = 0;
+        loop {
+            let slot = self.slots[i];
+            if slot.end == EMPTY {
+                self.slots[i] = carry;
+                self.len += 1;
+                return;
+            }
+            let resident = self.distance(i, slot.hash);
+            if resident < dist {
+                self.slots[i] = carry;
+                carry = slot;
+                dist = resident;
+            }
+            i = self.next(i);
+            dist += 1;
+        }
+    }
+
+    /// Removes the matching key; returns its end, if it was present.
+    pub(crate) fn remove(&mut self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
+        let mut i = self.find(hash, is_match)?;
+        let removed = self.slots[i].end;
+        loop {
+            let next = self.next(i);
+            let slot = self.slots[next];
+            if slot.end == EMPTY || self.distance(next, slot.hash) == 0 {
+                self.slots[i] = VACANT;
+                break;
+            }
+            self.slots[i] = slot;
+            i = next;
+        }
+        self.len -= 1;
+        Some(removed)
+    }
+
+    fn occupied(&self) -> impl Iterator<Item = Slot> + '_ {
+        self.slots.iter().copied().filter(|s| s.end != EMPTY)
+    }
+
+    /// Every stored entry end, in table order.
+    pub(crate) fn ends(&self) -> impl Iterator<Item = u64> + '_ {
+        self.occupied().map(|s| s.end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::collections::HashMap;
+
+    /// Keys live in a Vec; an entry end is index + 1 (0 is the empty marker).
+    struct Model {
+        keys: Vec<Vec<u8>>,
+    }
+
+    impl Model {
+        fn add(&mut self, key: &[u8]) -> u64 {
+            self.keys.push(key.to_vec());
+            self.keys.len() as u64
+        }
+        fn key(&self, end: u64) -> &[u8] {
+            &self.keys[end as usize - 1]
+        }
+    }
+
+    fn upsert(t: &mut Table, m: &Model, hash: u64, key: &[u8], end: u64) -> Option<u64> {
+        if t.is_full() {
+            *t = t.grown();
+        }
+        t.upsert(hash, end, |e| m.key(e) == key)
+    }
+
+    #[test]
+    fn keys_with_the_same_hash_both_stay_readable() {
+        let mut m = Model { keys: Vec::new() };
+        let mut t = Table::with_capacity(4);
+        let a = m.add(b"alpha");
+        let b = m.add(b"beta");
+        assert_eq!(upsert(&mut t, &m, 99, b"alpha", a), None);
+        assert_eq!(upsert(&mut t, &m, 99, b"beta", b), None);
+        assert_eq!(t.get(99, |e| m.key(e) == b"alpha"), Some(a));
+        assert_eq!(t.get(99, |e| m.key(e) == b"beta"), Some(b));
+        let a2 = m.add(b"alpha");
+        assert_eq!(upsert(&mut t, &m, 99, b"alpha", a2), Some(a));
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.remove(99, |e| m.key(e) == b"beta"), Some(b));
+        assert_eq!(t.get(99, |e| m.key(e) == b"alpha"), Some(a2));
+        assert_eq!(t.get(99, |e| m.key(e) == b"beta"), None);
+    }
+
+    #[test]
+    fn sized_table_costs_at_most_24_bytes_per_key() {
+        let t = Table::with_capacity(1_000_000);
+        assert!(
+            t.memory_bytes() <= 24 * 1_000_000,
+            "{} bytes",
+            t.memory_bytes()
+        );
+    }
+
+    proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            #[test]
+            fn behaves_like_a_hashmap(ops in prop::collection::vec((0u8..40, any::<bool>()), 1..400)) {
+                // Six distinct hashes for forty keys force long collision chains.
+                let hash_of = |k: u8| u64::from(k % 6).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                let mut m = Model { keys: Vec::new() };
+                let mut t = Table::default();
+                let mut model: HashMap<Vec<u8>, u64> = HashMap::new();
+                for (k, insert) in ops {
+                    let key = vec![k];
+                    if insert {
+                        let end = m.add(&key);
+                        let old = upsert(&mut t, &m, hash_of(k), &key, end);
+                        prop_assert_eq!(old, model.insert(key.clone(), end));
+                    } else {
+                        let old = t.remove(hash_of(k), |e| m.key(e) == key.as_slice());
+                        prop_assert_eq!(old, model.remove(&key));
+                    }
+                    prop_assert_eq!(t.len(), model.len());
+                }
+                for k in 0u8..40 {
+                    let found = t.get(hash_of(k), |e| m.key(e) == [k]);
+                    prop_assert_eq!(found, model.get(&vec![k]).copied());
+                }
+            }
+    }
+}

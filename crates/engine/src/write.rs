@@ -1,0 +1,379 @@
+//! Writes: single, batched, streamed, deletes, renames and moves between stores.
+
+use std::io::{self, Read};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
+
+use mmblob_entry::checksum::EntryCrc;
+use mmblob_entry::format::{MAX_VALUE_LEN, TRAILER_LEN, Trailer, align_up};
+use tracing::error;
+
+use crate::append::{Appended, Appender, check_key};
+use crate::error::{Error, Result};
+use crate::options::Durability;
+use crate::store::{DataStore, LiveTotals, State, io_err};
+
+/// Bytes read from a `write_stream` source per call.
+const STREAM_CHUNK: usize = 1 << 20;
+
+impl DataStore {
+    /// Stores `value` under `key`, replacing any earlier value.
+    ///
+    /// Returns the new end of the file. The value can be empty and can hold
+    /// any bytes.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`], [`Error::ReadOnly`], or [`Error::Io`] when the
+    /// append fails (then nothing of it is visible and the store stays usable).
+    pub fn write(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+        self.batch_write(&[(key, value)])
+    }
+
+    /// Stores several values atomically: after a crash either all of them
+    /// are in the store or none. Within the batch the last write of a key
+    /// wins. An empty batch writes nothing.
+    ///
+    /// # Errors
+    /// As [`DataStore::write`]; nothing is written if any key is invalid.
+    pub fn batch_write(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
+        self.check_writable("write")?;
+        for (key, value) in entries {
+            check_key(key)?;
+            if value.len() as u64 > MAX_VALUE_LEN {
+                return Err(Error::ValueTooLarge {
+                    len: value.len() as u64,
+                });
+            }
+        }
+        let mut state = self.lock_state();
+        if entries.is_empty() {
+            return Ok(state.tail);
+        }
+        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
+        for (i, (key, value)) in entries.iter().enumerate() {
+            appender.push(key, value, false, i + 1 < entries.len(), i);
+        }
+        let end = self.commit(&mut state, &appender, |i| entries[i].0)?;
+        let epoch = state.epoch;
+        drop(state);
+        self.make_durable(end, epoch)
+    }
+
+    /// Deletes `key`; returns whether it existed. Writes nothing if it did not.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`].
+    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+        Ok(self.batch_delete(&[key])? == 1)
+    }
+
+    /// Deletes every listed key that exists, atomically; returns how many existed.
+    ///
+    /// # Errors
+    /// As [`DataStore::delete`].
+    pub fn batch_delete(&self, keys: &[&[u8]]) -> Result<usize> {
+        self.check_writable("delete")?;
+        for key in keys {
+            check_key(key)?;
+        }
+        let mut state = self.lock_state();
+        let mut live: Vec<&[u8]> = Vec::with_capacity(keys.len());
+        for key in keys {
+            if !live.contains(key) && self.index.contains(self.hash(key), key) {
+                live.push(key);
+            }
+        }
+        if live.is_empty() {
+            return Ok(0);
+        }
+        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
+        for (i, key) in live.iter().enumerate() {
+            appender.push(key, &[], true, i + 1 < live.len(), i);
+        }
+        let end = self.commit(&mut state, &appender, |i| live[i])?;
+        let epoch = state.epoch;
+        drop(state);
+        self.make_durable(end, epoch)?;
+        Ok(live.len())
+    }
+
+    /// Moves the value of `old` to `new` in one atomic step; a value already
+    /// under `new` is replaced.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] when `old` does not exist, and as [`DataStore::write`].
+    pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
+        self.check_writable("rename")?;
+        check_key(old)?;
+        check_key(new)?;
+        let mut state = self.lock_state();
+        let Some((map, end)) = self.index.get(self.hash(old), old) else {
+            return Err(Error::KeyNotFound { key: old.to_vec() });
+        };
+        if old == new {
+            return Ok(());
+        }
+        let value = mmblob_entry::EntryHandle::at(map, end)?;
+        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
+        appender.push(new, value.as_slice(), false, true, 0);
+        appender.push(old, &[], true, false, 1);
+        let keys = [new, old];
+        let end = self.commit(&mut state, &appender, |i| keys[i])?;
+        let epoch = state.epoch;
+        drop(state);
+        self.make_durable(end, epoch).map(drop)
+    }
+
+    /// Copies the value of `key` into `target` under the same key, streaming
+    /// it (no full copy in memory).
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`], [`Error::SameStore`], and the errors of
+    /// [`DataStore::write_stream`] on `target`.
+    pub fn copy_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+        check_key(key)?;
+        if self.is_same_store(target)? {
+            return Err(Error::SameStore {
+                path: self.path.clone(),
+            });
+        }
+        let entry = self
+            .read(key)?
+            .ok_or_else(|| Error::KeyNotFound { key: key.to_vec() })?;
+        target.write_stream(key, &mut entry.stream()).map(drop)
+    }
+
+    /// Moves `key` into `target`: copies it, then deletes it here. If the
+    /// delete fails the key exists in both stores, never in neither.
+    ///
+    /// # Errors
+    /// As [`DataStore::copy_to`], plus the errors of [`DataStore::delete`].
+    pub fn transfer_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+        self.check_writable("transfer")?;
+        self.copy_to(key, target)?;
+        self.delete(key).map(drop)
+    }
+
+    fn is_same_store(&self, other: &DataStore) -> Result<bool> {
+        if std::ptr::eq(self, other) {
+            return Ok(true);
+        }
+        let ours = self.lock_state().file.metadata();
+        let theirs = other.lock_state().file.metadata();
+        match (ours, theirs) {
+            (Ok(a), Ok(b)) => Ok(a.dev() == b.dev() && a.ino() == b.ino()),
+            (Err(e), _) | (_, Err(e)) => Err(io_err(&self.path, "reading metadata of", e)),
+        }
+    }
+
+    /// Stores the bytes of `reader` under `key` without holding them in
+    /// memory (1 MiB at a time). `Interrupted` reads are retried; any other
+    /// read or write error aborts the write and leaves nothing visible. A
+    /// reader that yields no bytes stores an empty value.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`] for a failed
+    /// read of `reader` or a failed write.
+    pub fn write_stream(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
+        self.check_writable("write")?;
+        check_key(key)?;
+        let mut buf = vec![0u8; STREAM_CHUNK];
+        let first = read_retrying(reader, &mut buf)
+            .map_err(|e| Error::io("reading the value to store", e))?;
+        if first == 0 {
+            return self.write(key, &[]);
+        }
+        let mut state = self.lock_state();
+        self.cut_failed_append(&mut state)?;
+        let prev_end = state.tail;
+        let streamed = self.stream_entry(&state, key, reader, &mut buf, first);
+        let (trailer, end) = match streamed {
+            Ok(done) => done,
+            Err(e) => return Err(self.roll_back(&mut state, prev_end, e)),
+        };
+        let appended = Appended {
+            hash: trailer.key_hash,
+            end,
+            tombstone: false,
+            position: 0,
+        };
+        self.publish(&mut state, &[appended], |_| key)?;
+        let epoch = state.epoch;
+        drop(state);
+        self.make_durable(end, epoch)
+    }
+
+    /// Writes pad, payload (from `buf[..first]` then `reader`), key and
+    /// trailer after the tail; returns the trailer and the new end.
+    fn stream_entry(
+        &self,
+        state: &State,
+        key: &[u8],
+        reader: &mut impl Read,
+        buf: &mut [u8],
+        first: usize,
+    ) -> Result<(Trailer, u64)> {
+        let prev_end = state.tail;
+        let start = align_up(prev_end).ok_or(Error::ValueTooLarge { len: u64::MAX })?;
+        let file = &state.file;
+        let write_err = |e| io_err(&self.path, "appending to", e);
+        file.write_all_at(&[0u8; 64][..(start - prev_end) as usize], prev_end)
+            .map_err(write_err)?;
+        let mut crc = EntryCrc::new(state.store_id);
+        let mut pos = start;
+        let mut filled = first;
+        while filled > 0 {
+            crc.update(&buf[..filled]);
+            file.write_all_at(&buf[..filled], pos).map_err(write_err)?;
+            pos += filled as u64;
+            filled = read_retrying(reader, buf)
+                .map_err(|e| Error::io("reading the value to store", e))?;
+        }
+        crc.update(key);
+        let mut trailer = Trailer {
+            prev_end,
+            key_hash: self.hash(key),
+            payload_len: pos - start,
+            key_len: key.len() as u16,
+            flags: 0,
+            crc: 0,
+        };
+        trailer.crc = crc.finish_with(&trailer);
+        let mut tail_bytes = key.to_vec();
+        tail_bytes.extend_from_slice(&trailer.encode());
+        file.write_all_at(&tail_bytes, pos).map_err(write_err)?;
+        Ok((trailer, pos + key.len() as u64 + TRAILER_LEN))
+    }
+
+    /// Appends the encoded entries, then makes them visible. On failure the
+    /// file is cut back and nothing is visible.
+    pub(crate) fn commit<'k>(
+        &self,
+        state: &mut State,
+        appender: &Appender<'_>,
+        key_of: impl Fn(usize) -> &'k [u8],
+    ) -> Result<u64> {
+        self.cut_failed_append(state)?;
+        let prev_end = state.tail;
+        if let Err(e) = appender.write_to(&state.file) {
+            return Err(self.roll_back(state, prev_end, io_err(&self.path, "appending to", e)));
+        }
+        self.publish(state, appender.entries(), key_of)?;
+        Ok(appender.end())
+    }
+
+    /// Exposes appended entries to readers: map, index, totals, tail.
+    fn publish<'k>(
+        &self,
+        state: &mut State,
+        entries: &[Appended],
+        key_of: impl Fn(usize) -> &'k [u8],
+    ) -> Result<()> {
+        let Some(last) = entries.last() else {
+            return Ok(());
+        };
+        let prev_end = state.tail;
+        if let Err(e) = self.reserve_map(state, last.end) {
+            return Err(self.roll_back(state, prev_end, e));
+        }
+        // SAFETY: the bytes up to `last.end` were just written to the file and
+        // are committed: mmblob never changes or truncates them.
+        unsafe { state.map.extend_readable(last.end) };
+        let map = Arc::clone(&state.map);
+        for entry in entries {
+            let key = key_of(entry.position);
+            self.index_entry(
+                &mut state.live,
+                map.readable(),
+                (entry.hash, entry.end, entry.tombstone),
+                key,
+            );
+        }
+        state.tail = last.end;
+        self.tail.store(last.end, Ordering::Release);
+        Ok(())
+    }
+
+    /// Points the index at a new entry (or removes its key for a tombstone)
+    /// and keeps the live totals in step.
+    pub(crate) fn index_entry(
+        &self,
+        live: &mut LiveTotals,
+        bytes: &[u8],
+        entry: (u64, u64, bool),
+        key: &[u8],
+    ) {
+        let (hash, end, tombstone) = entry;
+        let replaced = if tombstone {
+            self.index.remove(hash, key)
+        } else {
+            self.index.upsert(hash, key, end)
+        };
+        if let Some(old) = replaced {
+            live.remove(bytes, old);
+        }
+        if !tombstone {
+            live.add(bytes, end);
+        }
+    }
+
+    /// Cuts the file back to `prev_end` after a failed append and returns `err`.
+    fn roll_back(&self, state: &mut State, prev_end: u64, err: Error) -> Error {
+        error!(path = %self.path.display(), error = %err, "append failed; nothing of it is visible");
+        if state.file.set_len(prev_end).is_err() {
+            state.needs_truncate = true;
+        }
+        err
+    }
+
+    fn cut_failed_append(&self, state: &mut State) -> Result<()> {
+        if state.needs_truncate {
+            state
+                .file
+                .set_len(state.tail)
+                .map_err(|e| io_err(&self.path, "cutting a failed append from", e))?;
+            state.needs_truncate = false;
+        }
+        Ok(())
+    }
+
+    /// Applies the store's durability to a write that ended at `end`.
+    fn make_durable(&self, end: u64, epoch: u64) -> Result<u64> {
+        if self.options.durability == Durability::Sync {
+            self.sync_through(epoch, end)?;
+        }
+        Ok(end)
+    }
+
+    /// Makes everything up to `end` durable. Writers that arrive while a sync
+    /// runs wait for it and then find their bytes covered, or run one sync
+    /// for all of them (group commit).
+    ///
+    /// `epoch` is the file epoch `end` belongs to: compaction syncs its new
+    /// file completely, so an older epoch is always covered once replaced.
+    pub(crate) fn sync_through(&self, epoch: u64, end: u64) -> Result<()> {
+        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
+        let (synced_epoch, synced_end) = *synced;
+        if synced_epoch > epoch || (synced_epoch == epoch && synced_end >= end) {
+            return Ok(());
+        }
+        let (file, target) = {
+            let state = self.lock_state();
+            (Arc::clone(&state.file), (state.epoch, state.tail))
+        };
+        file.sync_data()
+            .map_err(|e| io_err(&self.path, "syncing", e))?;
+        *synced = target;
+        Ok(())
+    }
+}
+
+fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
+    loop {
+        match reader.read(buf) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            other => return other,
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! # mmblob
+//!
+//! A blob store in **one append-only file**, read as **zero-copy slices of a
+//! memory map**. Every non-empty value starts on a 64-byte boundary, so it
+//! can be viewed in place as `&[f32]`, `&[u64]`, … and handed to SIMD code
+//! without a copy. Each entry ends with a trailer that links back to the
+//! previous one: on open the store finds the newest valid entry at the end of
+//! the file and walks the chain backward to rebuild its index. A torn write is
+//! cut off; nothing committed is lost.
+//!
+//! ```
+//! use mmblob::{DataStore, Result};
+//! use rayon::prelude::*;
+//!
+//! fn main() -> Result<()> {
+//!     let dir = tempfile::tempdir().expect("temp dir");
+//!     let store = DataStore::open(dir.path().join("demo.mmblob"))?;
+//!
+//!     store.write(b"greeting", b"hello")?;
+//!     let floats: Vec<f32> = (0..16).map(|i| i as f32).collect();
+//!     store.write(b"embedding", bytemuck::cast_slice(&floats))?;
+//!     store.batch_write(&[(b"a".as_slice(), b"1".as_slice()), (b"b", b"2")])?;
+//!
+//!     let hello = store.read(b"greeting")?.expect("just written");
+//!     assert_eq!(&*hello, b"hello");                  // a slice of the map
+//!     let embedding = store.read(b"embedding")?.expect("just written");
+//!     let view: &[f32] = embedding.as_typed()?;       // no copy either
+//!     assert_eq!(view[3], 3.0);
+//!
+//!     assert!(store.delete(b"a")?);
+//!     let total: usize = store.par_iter_entries().map(|e| e.len()).sum();
+//!     assert_eq!(total, 5 + 64 + 1);
+//!     drop(store);
+//!
+//!     let reopened = DataStore::open_existing(dir.path().join("demo.mmblob"))?;
+//!     assert_eq!(reopened.len(), 3);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! ## The parts
+//!
+//! * [`DataStore`] — open, write (single, [batched](DataStore::batch_write),
+//!   [streamed](DataStore::write_stream)), read, delete, iterate, compact,
+//!   verify, sync, refresh.
+//! * [`EntryHandle`] — a stored value: `Deref<Target = [u8]>`, typed views
+//!   with [`EntryHandle::as_typed`], streaming with [`EntryHandle::stream`].
+//! * [`OpenOptions`] and [`Durability`] — read-only handles, strict opening,
+//!   and when writes reach the OS and the disk.
+//! * [`Error`] — one `#[non_exhaustive]` enum; every failure is a typed value,
+//!   never a panic.
+//!
+//! ## Durability and concurrency
+//!
+//! With the default [`Durability::Flush`] every write call hands its bytes to
+//! the OS before returning, so a process crash loses nothing acknowledged;
+//! [`Durability::Sync`] also `fdatasync`s (with group commit). A
+//! [`batch_write`](DataStore::batch_write) is atomic across crashes. One
+//! writable handle per file holds an exclusive `flock`; any number of
+//! read-only handles, in any process, read alongside it and see new entries
+//! after [`refresh`](DataStore::refresh).
+//!
+//! ## Soundness of the memory map
+//!
+//! Values are borrowed straight from a shared, read-only memory map. That is
+//! sound only while the mapped bytes neither change nor disappear, and mmblob
+//! is built so they do not:
+//!
+//! * **Bytes are never rewritten.** The file is append-only; an entry's
+//!   bytes are final once its trailer is written, and readers only see
+//!   entries after that.
+//! * **Committed bytes are never truncated.** The only truncations are of a
+//!   torn tail at open (bytes after the last valid entry, never exposed to
+//!   any reader) and of a failed append (never exposed either). Compaction
+//!   writes a *new* file and renames it over the old one; the old inode lives
+//!   on, unchanged, for as long as any map of it does.
+//! * **No page beyond the end of the file is ever touched.** Maps reserve
+//!   more address space than the file holds, so the writer re-maps only when
+//!   the file doubles; each map tracks a *readable* length and safe code can
+//!   only reach bytes below it, all of which exist in the file. A reader in
+//!   another process finds new entries with positional reads (which cannot
+//!   fault) and only then extends its readable length. So no handle can see
+//!   `SIGBUS` from mmblob's own activity.
+//! * **Handles keep their map alive.** An [`EntryHandle`] owns an `Arc` of
+//!   the map it points into, so it stays valid after re-maps, compaction and
+//!   the store being dropped.
+//!
+//! What mmblob cannot prevent is *another program* truncating or rewriting a
+//! store file while it is mapped; as with every memory-mapped store, don't.
+//! All `unsafe` code lives in `mmblob_entry::Mapping`, in a handful of
+//! small functions that each state why they are sound.
+//!
+//! ## File format
+//!
+//! See `docs/format.md` in the repository for byte diagrams, and
+//! [`format`] for the constants and codecs.
+
+pub use mmblob_engine::{
+    CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryIter, EntryStream,
+    Error, OpenOptions, Result, StoreStats, VerifyReport,
+};
+pub use mmblob_entry::{Mapping, checksum, display_key, format};
