@@ -7,7 +7,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use crate::engines::Kind;
-use crate::report::Row;
+use crate::report::{Row, ratio_text};
 use crate::workloads::Better;
 
 const ROW_GAP: usize = 1;
@@ -29,21 +29,37 @@ fn err<E: std::fmt::Display>(e: E) -> anyhow::Error {
 
 /// The ratio of `peer` in `row`, if there is one.
 fn ratio(row: &Row, peer: Kind) -> Option<f64> {
-    row.cells.iter().find(|c| c.engine == peer.name()).and_then(|c| c.ratio_to_mmblob)
+    row.cells
+        .iter()
+        .find(|c| c.engine == peer.name())
+        .and_then(|c| c.ratio_to_mmblob)
+}
+
+/// Whether `row` gets bars: a primary metric with a direction.
+fn charted(row: &Row) -> bool {
+    row.better != Better::Info && !row.secondary
 }
 
 /// The range of the log axis, padded and always containing 1.
 fn x_range(rows: &[&Row], peers: &[Kind]) -> (f64, f64) {
-    let ratios = rows.iter().flat_map(|r| peers.iter().filter_map(|&p| ratio(r, p)));
+    let ratios = rows
+        .iter()
+        .flat_map(|r| peers.iter().filter_map(|&p| ratio(r, p)));
     let (lo, hi) = ratios.fold((1.0f64, 1.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
     (lo / 2.0, hi * 2.0)
 }
 
 /// Draws the chart of every higher- or lower-is-better row into `path`.
 pub fn write_svg(path: &Path, rows: &[Row], engines: &[Kind], title: &str) -> Result<()> {
-    let peers: Vec<Kind> = engines.iter().copied().filter(|&k| k != Kind::Mmblob).collect();
-    let rows: Vec<&Row> =
-        rows.iter().filter(|r| r.better != Better::Info && peers.iter().any(|&p| ratio(r, p).is_some())).collect();
+    let peers: Vec<Kind> = engines
+        .iter()
+        .copied()
+        .filter(|&k| k != Kind::Mmblob)
+        .collect();
+    let rows: Vec<&Row> = rows
+        .iter()
+        .filter(|r| charted(r) && peers.iter().any(|&p| ratio(r, p).is_some()))
+        .collect();
     let per_row = peers.len() + ROW_GAP;
     let slots = (rows.len() * per_row).max(1);
     let height = 140 + SLOT_PX * slots as u32;
@@ -68,17 +84,20 @@ pub fn write_svg(path: &Path, rows: &[Row], engines: &[Kind], title: &str) -> Re
     for (p, &peer) in peers.iter().enumerate() {
         let bars = rows.iter().enumerate().filter_map(|(i, r)| {
             let y = top - (i * per_row + p) as f64;
-            ratio(r, peer).map(|v| Rectangle::new([(lo, y - 0.9), (v, y - 0.1)], color(peer).filled()))
+            ratio(r, peer)
+                .map(|v| Rectangle::new([(lo, y - 0.9), (v, y - 0.1)], color(peer).filled()))
         });
         chart
             .draw_series(bars)
             .map_err(err)?
             .label(peer.name())
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], color(peer).filled()));
+            .legend(move |(x, y)| {
+                Rectangle::new([(x, y - 5), (x + 12, y + 5)], color(peer).filled())
+            });
         let values = rows.iter().enumerate().filter_map(|(i, r)| {
             let y = top - (i * per_row + p) as f64 - 0.5;
             let style = TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Left, VPos::Center));
-            ratio(r, peer).map(|v| Text::new(format!(" {v:.2}×"), (v, y), style))
+            ratio(r, peer).map(|v| Text::new(format!(" {}", ratio_text(v)), (v, y), style))
         });
         chart.draw_series(values).map_err(err)?;
     }
@@ -95,9 +114,14 @@ pub fn write_svg(path: &Path, rows: &[Row], engines: &[Kind], title: &str) -> Re
     for (i, r) in rows.iter().enumerate() {
         let y = top - (i * per_row) as f64 - peers.len() as f64 / 2.0;
         let (px, py) = chart.backend_coord(&(lo, y));
-        let arrow = if r.better == Better::Lower { "↓" } else { "↑" };
+        let arrow = if r.better == Better::Lower {
+            "↓"
+        } else {
+            "↑"
+        };
         let text = format!("{} {} {arrow}", r.workload, r.metric);
-        root.draw(&Text::new(text, (px - 8, py), label_style.clone())).map_err(err)?;
+        root.draw(&Text::new(text, (px - 8, py), label_style.clone()))
+            .map_err(err)?;
     }
     root.present().map_err(err)?;
     Ok(())

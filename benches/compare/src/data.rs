@@ -52,7 +52,10 @@ impl Pool {
     /// A pool that can hand out values of up to `max_len` bytes.
     pub fn new(max_len: usize) -> Pool {
         let spread = 8 << 20;
-        Pool { bytes: random_bytes(spread + max_len, SEED ^ 0x55), max_len }
+        Pool {
+            bytes: random_bytes(spread + max_len, SEED ^ 0x55),
+            max_len,
+        }
     }
 
     /// The value of entry `i`: `len` bytes from a pseudo-random place in the pool.
@@ -106,7 +109,11 @@ pub const GEN_CHUNK: usize = 1 << 20;
 impl GenReader {
     /// A reader of `len` bytes.
     pub fn new(len: u64) -> GenReader {
-        GenReader { block: random_bytes(GEN_CHUNK + 4096, SEED ^ 0x77), remaining: len, state: SEED }
+        GenReader {
+            block: random_bytes(GEN_CHUNK + 4096, SEED ^ 0x77),
+            remaining: len,
+            state: SEED,
+        }
     }
 }
 

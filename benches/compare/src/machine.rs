@@ -15,7 +15,11 @@ pub struct Machine {
 impl Machine {
     /// Reads /proc/cpuinfo, the available parallelism and `uname -sr`.
     pub fn detect() -> Machine {
-        Machine { cpu: cpu_model(), nproc: nproc(), kernel: kernel() }
+        Machine {
+            cpu: cpu_model(),
+            nproc: nproc(),
+            kernel: kernel(),
+        }
     }
 }
 
@@ -35,11 +39,17 @@ fn cpu_model() -> String {
 }
 
 fn nproc() -> usize {
-    std::thread::available_parallelism().map(usize::from).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(usize::from)
+        .unwrap_or(1)
 }
 
 fn kernel() -> String {
-    let uname = Command::new("uname").arg("-sr").output().ok().filter(|o| o.status.success());
+    let uname = Command::new("uname")
+        .arg("-sr")
+        .output()
+        .ok()
+        .filter(|o| o.status.success());
     match uname {
         Some(out) => String::from_utf8_lossy(&out.stdout).trim().to_string(),
         None => std::fs::read_to_string("/proc/sys/kernel/osrelease")

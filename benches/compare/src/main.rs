@@ -71,7 +71,14 @@ fn value(it: &mut impl Iterator<Item = String>, flag: &str) -> Result<String> {
 }
 
 fn parse_args(args: Vec<String>) -> Result<Option<Args>> {
-    let mut a = Args { workloads: vec![], engines: vec![], rounds: 3, quick: false, json: None, svg: None };
+    let mut a = Args {
+        workloads: vec![],
+        engines: vec![],
+        rounds: 3,
+        quick: false,
+        json: None,
+        svg: None,
+    };
     let mut all = false;
     let mut it = args.into_iter();
     while let Some(flag) = it.next() {
@@ -79,7 +86,11 @@ fn parse_args(args: Vec<String>) -> Result<Option<Args>> {
             "--all" => all = true,
             "--workload" => a.workloads.push(Workload::parse(&value(&mut it, &flag)?)?),
             "--engine" => a.engines.push(Kind::parse(&value(&mut it, &flag)?)?),
-            "--rounds" => a.rounds = value(&mut it, &flag)?.parse().context("--rounds needs a number")?,
+            "--rounds" => {
+                a.rounds = value(&mut it, &flag)?
+                    .parse()
+                    .context("--rounds needs a number")?
+            }
             "--quick" => a.quick = true,
             "--json" => a.json = Some(value(&mut it, &flag)?.into()),
             "--svg" => a.svg = Some(value(&mut it, &flag)?.into()),
@@ -115,7 +126,13 @@ fn parse_child(args: Vec<String>) -> Result<ChildArgs> {
     let mut it = args.into_iter();
     let engine = Kind::parse(&value(&mut it, "--child")?)?;
     let workload = Workload::parse(&value(&mut it, "--child")?)?;
-    let mut c = ChildArgs { engine, workload, build: None, fixture: None, quick: false };
+    let mut c = ChildArgs {
+        engine,
+        workload,
+        build: None,
+        fixture: None,
+        quick: false,
+    };
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--build" => c.build = Some(value(&mut it, &flag)?.into()),
@@ -128,7 +145,9 @@ fn parse_child(args: Vec<String>) -> Result<ChildArgs> {
 }
 
 fn temp_dir() -> Result<tempfile::TempDir> {
-    Ok(tempfile::Builder::new().prefix("mmblob-compare-").tempdir()?)
+    Ok(tempfile::Builder::new()
+        .prefix("mmblob-compare-")
+        .tempdir()?)
 }
 
 /// Copies the files of `src` (recursively) into the existing directory
@@ -152,7 +171,10 @@ fn copy_dir(src: &Path, dst: &Path) -> Result<()> {
 fn child_main(c: ChildArgs) -> Result<()> {
     let sizes = Sizes::new(c.quick);
     let m = if let Some(dir) = &c.build {
-        let fixture = c.workload.fixture().context("this workload has no fixture to build")?;
+        let fixture = c
+            .workload
+            .fixture()
+            .context("this workload has no fixture to build")?;
         workloads::build_fixture(c.engine, fixture, &sizes, dir)?
     } else {
         let dir = temp_dir()?;
@@ -166,19 +188,34 @@ fn child_main(c: ChildArgs) -> Result<()> {
 }
 
 /// Runs one child and parses the JSON line it prints.
-fn spawn_child(engine: Kind, workload: Workload, quick: bool, extra: &[&std::ffi::OsStr]) -> Result<Measurement> {
+fn spawn_child(
+    engine: Kind,
+    workload: Workload,
+    quick: bool,
+    extra: &[&std::ffi::OsStr],
+) -> Result<Measurement> {
     let exe = std::env::current_exe()?;
     let mut cmd = Command::new(exe);
-    cmd.args(["--child", engine.name(), workload.name()]).args(extra);
+    cmd.args(["--child", engine.name(), workload.name()])
+        .args(extra);
     if quick {
         cmd.arg("--quick");
     }
     let out = cmd.stdin(Stdio::null()).stderr(Stdio::inherit()).output()?;
     if !out.status.success() {
-        bail!("child {} {} exited with {}", engine.name(), workload.name(), out.status);
+        bail!(
+            "child {} {} exited with {}",
+            engine.name(),
+            workload.name(),
+            out.status
+        );
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).context("child printed no result")?;
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("child printed no result")?;
     Ok(serde_json::from_str(line)?)
 }
 
@@ -187,15 +224,23 @@ type Fixtures = HashMap<(Kind, Fixture), std::result::Result<tempfile::TempDir, 
 
 /// Builds the fixture `workload` reads for each engine, in a child each, unless already built.
 fn build_fixtures(a: &Args, workload: Workload, fixtures: &mut Fixtures, started: Instant) {
-    let Some(fixture) = workload.fixture() else { return };
+    let Some(fixture) = workload.fixture() else {
+        return;
+    };
     for &engine in &a.engines {
         if fixtures.contains_key(&(engine, fixture)) {
             continue;
         }
         let built = temp_dir().map_err(|e| format!("{e:#}")).and_then(|dir| {
             let arg = [OsStr::new("--build"), dir.path().as_os_str()];
-            let m = spawn_child(engine, workload, a.quick, &arg).map_err(|e| format!("building {fixture:?}: {e:#}"))?;
-            eprintln!("[{:>6.1}s] built {fixture:?} fixture for {}: {}", started.elapsed().as_secs_f64(), engine.name(), summary(&m));
+            let m = spawn_child(engine, workload, a.quick, &arg)
+                .map_err(|e| format!("building {fixture:?}: {e:#}"))?;
+            eprintln!(
+                "[{:>6.1}s] built {fixture:?} fixture for {}: {}",
+                started.elapsed().as_secs_f64(),
+                engine.name(),
+                summary(&m)
+            );
             Ok(dir)
         });
         fixtures.insert((engine, fixture), built);
@@ -203,12 +248,22 @@ fn build_fixtures(a: &Args, workload: Workload, fixtures: &mut Fixtures, started
 }
 
 /// One measurement, starting from a copy of the workload's fixture if it has one.
-fn measure(engine: Kind, workload: Workload, quick: bool, fixtures: &Fixtures) -> Result<Measurement> {
+fn measure(
+    engine: Kind,
+    workload: Workload,
+    quick: bool,
+    fixtures: &Fixtures,
+) -> Result<Measurement> {
     let Some(fixture) = workload.fixture() else {
         return spawn_child(engine, workload, quick, &[]);
     };
     match fixtures.get(&(engine, fixture)) {
-        Some(Ok(dir)) => spawn_child(engine, workload, quick, &[OsStr::new("--fixture"), dir.path().as_os_str()]),
+        Some(Ok(dir)) => spawn_child(
+            engine,
+            workload,
+            quick,
+            &[OsStr::new("--fixture"), dir.path().as_os_str()],
+        ),
         Some(Err(e)) => bail!("{e}"),
         None => bail!("fixture {fixture:?} was not built"),
     }
@@ -230,7 +285,11 @@ fn rounds_of(w: Workload, rounds: usize) -> usize {
 
 /// Runs every (workload, round, engine) child, engines interleaved within each round.
 fn run_all(a: &Args, started: Instant) -> Vec<Sample> {
-    let total: usize = a.workloads.iter().map(|&w| rounds_of(w, a.rounds) * a.engines.len()).sum();
+    let total: usize = a
+        .workloads
+        .iter()
+        .map(|&w| rounds_of(w, a.rounds) * a.engines.len())
+        .sum();
     let mut samples = Vec::new();
     let mut fixtures = Fixtures::new();
     for &w in &a.workloads {
@@ -254,7 +313,11 @@ fn run_all(a: &Args, started: Instant) -> Vec<Sample> {
                     round + 1,
                     engine.name(),
                 );
-                samples.push(Sample { workload: w, engine, result });
+                samples.push(Sample {
+                    workload: w,
+                    engine,
+                    result,
+                });
             }
         }
     }
@@ -272,12 +335,20 @@ fn parent_main(a: Args) -> Result<()> {
     let notes = report::notes(&samples);
     let errors: Vec<String> = samples
         .iter()
-        .filter_map(|s| s.result.as_ref().err().map(|e| format!("{} {}: {e}", s.workload.name(), s.engine.name())))
+        .filter_map(|s| {
+            s.result
+                .as_ref()
+                .err()
+                .map(|e| format!("{} {}: {e}", s.workload.name(), s.engine.name()))
+        })
         .collect();
     let elapsed = started.elapsed().as_secs_f64();
     let mode = if a.quick { "quick sizes" } else { "full sizes" };
     println!("machine: {machine}");
-    println!("{mode}, {} rounds, medians; ratio = engine ÷ mmblob (↑ higher is better, ↓ lower is better)", a.rounds);
+    println!(
+        "{mode}, {} rounds, medians; ratio = engine ÷ mmblob (↑ higher is better, ↓ lower is better)",
+        a.rounds
+    );
     println!();
     print!("{}", report::table(&rows, &a.engines));
     if !notes.is_empty() {

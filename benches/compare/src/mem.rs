@@ -11,7 +11,8 @@ use anyhow::{Context, Result};
 
 /// One field of /proc/self/status, in bytes.
 fn status_field(name: &str) -> Result<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
+    let status =
+        std::fs::read_to_string("/proc/self/status").context("reading /proc/self/status")?;
     let line = status
         .lines()
         .find(|l| l.starts_with(name) && l[name.len()..].starts_with(':'))
@@ -56,14 +57,19 @@ impl PeakSampler {
                 std::thread::sleep(Duration::from_millis(2));
             }
         });
-        Ok(PeakSampler { stop, peak, thread: Some(thread) })
+        Ok(PeakSampler {
+            stop,
+            peak,
+            thread: Some(thread),
+        })
     }
 
     /// Stops sampling and returns the peak seen, in bytes.
     pub fn finish(mut self) -> Result<u64> {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| anyhow::anyhow!("memory sampler panicked"))?;
+            t.join()
+                .map_err(|_| anyhow::anyhow!("memory sampler panicked"))?;
         }
         let last = rss_anon()?;
         Ok(self.peak.load(Ordering::Relaxed).max(last))

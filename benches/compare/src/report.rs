@@ -36,6 +36,8 @@ pub struct Row {
     pub workload: String,
     pub metric: String,
     pub better: Better,
+    /// Another view of a number in an earlier row (left out of the chart).
+    pub secondary: bool,
     pub cells: Vec<Cell>,
 }
 
@@ -58,22 +60,32 @@ fn median(values: &mut [f64]) -> Option<f64> {
     }
     values.sort_by(f64::total_cmp);
     let mid = values.len() / 2;
-    Some(if values.len() % 2 == 1 { values[mid] } else { (values[mid - 1] + values[mid]) / 2.0 })
+    Some(if values.len() % 2 == 1 {
+        values[mid]
+    } else {
+        (values[mid - 1] + values[mid]) / 2.0
+    })
 }
 
-fn metric_names(samples: &[Sample], workload: Workload) -> Vec<(String, Better)> {
-    let mut names: Vec<(String, Better)> = Vec::new();
-    let ok = samples.iter().filter(|s| s.workload == workload).filter_map(|s| s.result.as_ref().ok());
+fn metric_names(samples: &[Sample], workload: Workload) -> Vec<(String, Better, bool)> {
+    let mut names: Vec<(String, Better, bool)> = Vec::new();
+    let ok = samples
+        .iter()
+        .filter(|s| s.workload == workload)
+        .filter_map(|s| s.result.as_ref().ok());
     for m in ok.flat_map(|m| m.metrics.iter()) {
-        if !names.iter().any(|(n, _)| *n == m.name) {
-            names.push((m.name.clone(), m.better));
+        if !names.iter().any(|(n, _, _)| *n == m.name) {
+            names.push((m.name.clone(), m.better, m.secondary));
         }
     }
     names
 }
 
 fn cell(samples: &[Sample], workload: Workload, engine: Kind, metric: &str) -> Cell {
-    let runs: Vec<_> = samples.iter().filter(|s| s.workload == workload && s.engine == engine).collect();
+    let runs: Vec<_> = samples
+        .iter()
+        .filter(|s| s.workload == workload && s.engine == engine)
+        .collect();
     let ok: Vec<&Measurement> = runs.iter().filter_map(|s| s.result.as_ref().ok()).collect();
     let mut values: Vec<f64> = ok
         .iter()
@@ -100,16 +112,28 @@ fn cell(samples: &[Sample], workload: Workload, engine: Kind, metric: &str) -> C
 pub fn aggregate(samples: &[Sample], workloads: &[Workload], engines: &[Kind]) -> Vec<Row> {
     let mut rows = Vec::new();
     for &w in workloads {
-        for (metric, better) in metric_names(samples, w) {
-            let mut cells: Vec<Cell> = engines.iter().map(|&e| cell(samples, w, e, &metric)).collect();
-            let base = cells.iter().find(|c| c.engine == Kind::Mmblob.name()).and_then(|c| c.median);
+        for (metric, better, secondary) in metric_names(samples, w) {
+            let mut cells: Vec<Cell> = engines
+                .iter()
+                .map(|&e| cell(samples, w, e, &metric))
+                .collect();
+            let base = cells
+                .iter()
+                .find(|c| c.engine == Kind::Mmblob.name())
+                .and_then(|c| c.median);
             for c in &mut cells {
                 c.ratio_to_mmblob = match (c.median, base, better) {
                     (Some(v), Some(b), Better::Higher | Better::Lower) if b > 0.0 => Some(v / b),
                     _ => None,
                 };
             }
-            rows.push(Row { workload: w.name().into(), metric, better, cells });
+            rows.push(Row {
+                workload: w.name().into(),
+                metric,
+                better,
+                secondary,
+                cells,
+            });
         }
     }
     rows
@@ -126,7 +150,10 @@ pub fn notes(samples: &[Sample]) -> Vec<String> {
             }
         }
     }
-    grouped.into_iter().map(|((e, n), ws)| format!("{e} [{}]: {n}", ws.join(", "))).collect()
+    grouped
+        .into_iter()
+        .map(|((e, n), ws)| format!("{e} [{}]: {n}", ws.join(", ")))
+        .collect()
 }
 
 fn sig(v: f64) -> String {
@@ -156,9 +183,20 @@ pub fn human(v: f64) -> String {
     }
 }
 
+/// A ratio such as `0.42×`.
+pub fn ratio_text(r: f64) -> String {
+    if r < 0.001 {
+        "<0.001×".into()
+    } else if r < 0.01 {
+        format!("{r:.3}×")
+    } else {
+        format!("{}×", sig(r))
+    }
+}
+
 fn cell_text(c: &Cell) -> String {
     match (c.median, c.ratio_to_mmblob) {
-        (Some(v), Some(r)) => format!("{} {}×", human(v), sig(r)),
+        (Some(v), Some(r)) => format!("{} {}", human(v), ratio_text(r)),
         (Some(v), None) => human(v),
         (None, _) => c.status.clone(),
     }
@@ -179,9 +217,25 @@ pub fn table(rows: &[Row], engines: &[Kind]) -> String {
         };
         format!("{} {}{arrow}", r.workload, r.metric)
     };
-    let first = rows.iter().map(|r| label(r).chars().count()).max().unwrap_or(8).max(8) + 2;
-    let texts: Vec<Vec<String>> = rows.iter().map(|r| r.cells.iter().map(cell_text).collect()).collect();
-    let width = texts.iter().flatten().map(|t| t.chars().count()).max().unwrap_or(8).max(14) + 2;
+    let first = rows
+        .iter()
+        .map(|r| label(r).chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(8)
+        + 2;
+    let texts: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.cells.iter().map(cell_text).collect())
+        .collect();
+    let width = texts
+        .iter()
+        .flatten()
+        .map(|t| t.chars().count())
+        .max()
+        .unwrap_or(8)
+        .max(14)
+        + 2;
     let mut out = pad("workload metric", first);
     for e in engines {
         out.push_str(&pad(e.name(), width));

@@ -74,9 +74,11 @@ impl Workload {
     /// The prebuilt store this workload reads, if it reads one.
     pub fn fixture(self) -> Option<Fixture> {
         match self {
-            Workload::Get | Workload::Get2t | Workload::Scan | Workload::ParScan | Workload::Reopen => {
-                Some(Fixture::Store)
-            }
+            Workload::Get
+            | Workload::Get2t
+            | Workload::Scan
+            | Workload::ParScan
+            | Workload::Reopen => Some(Fixture::Store),
             Workload::Memory => Some(Fixture::Keys),
             _ => None,
         }
@@ -162,11 +164,24 @@ pub struct Metric {
     pub name: String,
     pub value: Option<f64>,
     pub better: Better,
+    /// Another view of a number already reported (left out of the chart).
+    #[serde(default)]
+    pub secondary: bool,
 }
 
 impl Metric {
     fn new(name: &str, value: Option<f64>, better: Better) -> Metric {
-        Metric { name: name.to_string(), value, better }
+        Metric {
+            name: name.to_string(),
+            value,
+            better,
+            secondary: false,
+        }
+    }
+
+    fn secondary(mut self) -> Metric {
+        self.secondary = true;
+        self
     }
 }
 
@@ -180,7 +195,12 @@ pub struct Measurement {
 }
 
 /// Builds `fixture` for `kind` in `dir` and closes it.
-pub fn build_fixture(kind: Kind, fixture: Fixture, sizes: &Sizes, dir: &Path) -> Result<Measurement> {
+pub fn build_fixture(
+    kind: Kind,
+    fixture: Fixture,
+    sizes: &Sizes,
+    dir: &Path,
+) -> Result<Measurement> {
     let (n, len) = match fixture {
         Fixture::Store => (sizes.store, 64),
         Fixture::Keys => (sizes.memory, 8),
@@ -190,7 +210,12 @@ pub fn build_fixture(kind: Kind, fixture: Fixture, sizes: &Sizes, dir: &Path) ->
     populate(&*engine, n, len, sizes.batch)?;
     drop(engine);
     let metrics = vec![Metric::new("build s", Some(secs_since(t)), Better::Info)];
-    Ok(Measurement { engine: kind.name().into(), workload: format!("{fixture:?}"), metrics, note: None })
+    Ok(Measurement {
+        engine: kind.name().into(),
+        workload: format!("{fixture:?}"),
+        metrics,
+        note: None,
+    })
 }
 
 /// Runs `workload` for `kind` in `dir` (which holds a copy of the fixture
@@ -200,18 +225,31 @@ pub fn run(kind: Kind, workload: Workload, sizes: &Sizes, dir: &Path) -> Result<
         Workload::Put1Sync | Workload::Put1Sync8t => Mode::Sync,
         _ => Mode::Flush,
     };
-    let note = if workload.writes() { engines::note(kind, mode).map(str::to_string) } else { None };
+    let note = if workload.writes() {
+        engines::note(kind, mode).map(str::to_string)
+    } else {
+        None
+    };
     let metrics = run_timed(kind, workload, sizes, dir, mode)?;
-    Ok(Measurement { engine: kind.name().into(), workload: workload.name().into(), metrics, note })
+    Ok(Measurement {
+        engine: kind.name().into(),
+        workload: workload.name().into(),
+        metrics,
+        note,
+    })
 }
 
-fn run_timed(kind: Kind, workload: Workload, s: &Sizes, dir: &Path, mode: Mode) -> Result<Vec<Metric>> {
+fn run_timed(
+    kind: Kind,
+    workload: Workload,
+    s: &Sizes,
+    dir: &Path,
+    mode: Mode,
+) -> Result<Vec<Metric>> {
     match workload {
         Workload::Put1 => put_single(kind, dir, mode, s.put1, 1),
-        Workload::PutBatch => put_batched(kind, dir, s.putbatch, 64, s.batch),
-        Workload::PutLarge => {
-            put_batched(kind, dir, s.large, s.large_len, s.large_batch).map(|m| m.into_iter().rev().collect())
-        }
+        Workload::PutBatch => put_batched(kind, dir, s.putbatch, 64, s.batch, false),
+        Workload::PutLarge => put_batched(kind, dir, s.large, s.large_len, s.large_batch, true),
         Workload::Get => get(kind, dir, s, 1),
         Workload::Get2t => get(kind, dir, s, 2),
         Workload::Scan => scan(kind, dir, s, false),
@@ -244,10 +282,16 @@ fn put_single(kind: Kind, dir: &Path, mode: Mode, n: usize, threads: usize) -> R
                 scope.spawn(move || put_each(engine, pool, c * per, chunk))
             })
             .collect();
-        workers.into_iter().try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("writer panicked"))?)
+        workers
+            .into_iter()
+            .try_for_each(|w| w.join().map_err(|_| anyhow::anyhow!("writer panicked"))?)
     })?;
     let secs = secs_since(t);
-    Ok(vec![Metric::new("writes/s", Some(n as f64 / secs), Better::Higher)])
+    Ok(vec![Metric::new(
+        "writes/s",
+        Some(n as f64 / secs),
+        Better::Higher,
+    )])
 }
 
 fn put_each(engine: &dyn Engine, pool: &Pool, first: usize, keys: &[[u8; 16]]) -> Result<()> {
@@ -257,22 +301,36 @@ fn put_each(engine: &dyn Engine, pool: &Pool, first: usize, keys: &[[u8; 16]]) -
     Ok(())
 }
 
-/// `n` values of `len` bytes written in batches of `batch`.
-fn put_batched(kind: Kind, dir: &Path, n: usize, len: usize, batch: usize) -> Result<Vec<Metric>> {
+/// `n` values of `len` bytes written in batches of `batch`; reported in
+/// entries/s, or first in GB/s if `bytes_first`.
+fn put_batched(
+    kind: Kind,
+    dir: &Path,
+    n: usize,
+    len: usize,
+    batch: usize,
+    bytes_first: bool,
+) -> Result<Vec<Metric>> {
     let keys = data::keys(n);
     let pool = Pool::new(len);
-    let entries: Vec<(&[u8], &[u8])> = keys.iter().enumerate().map(|(i, k)| (&k[..], pool.value(i, len))).collect();
+    let entries: Vec<(&[u8], &[u8])> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, k)| (&k[..], pool.value(i, len)))
+        .collect();
     let engine = engines::open(kind, dir, Mode::Flush)?;
     let t = Instant::now();
     for chunk in entries.chunks(batch) {
         engine.put_batch(chunk)?;
     }
     let secs = secs_since(t);
-    let bytes = (n * len) as f64;
-    Ok(vec![
-        Metric::new("entries/s", Some(n as f64 / secs), Better::Higher),
-        Metric::new("GB/s", Some(bytes / secs / 1e9), Better::Higher),
-    ])
+    let entries = Metric::new("entries/s", Some(n as f64 / secs), Better::Higher);
+    let gbs = Metric::new("GB/s", Some((n * len) as f64 / secs / 1e9), Better::Higher);
+    Ok(if bytes_first {
+        vec![gbs, entries.secondary()]
+    } else {
+        vec![entries, gbs.secondary()]
+    })
 }
 
 /// Writes entries `0..n` with values of `len` bytes in batches (not timed).
@@ -280,8 +338,11 @@ fn populate(engine: &dyn Engine, n: usize, len: usize, batch: usize) -> Result<(
     let pool = Pool::new(len);
     for start in (0..n).step_by(batch) {
         let keys: Vec<[u8; 16]> = (start..n.min(start + batch)).map(data::key).collect();
-        let entries: Vec<(&[u8], &[u8])> =
-            keys.iter().enumerate().map(|(j, k)| (&k[..], pool.value(start + j, len))).collect();
+        let entries: Vec<(&[u8], &[u8])> = keys
+            .iter()
+            .enumerate()
+            .map(|(j, k)| (&k[..], pool.value(start + j, len)))
+            .collect();
         engine.put_batch(&entries)?;
     }
     engine.finish()
@@ -300,7 +361,9 @@ fn read_pass(engine: &dyn Engine, keys: &[[u8; 16]], order: &[u32]) -> Result<u6
 fn get(kind: Kind, dir: &Path, s: &Sizes, threads: usize) -> Result<Vec<Metric>> {
     let engine = engines::open(kind, dir, Mode::Flush)?;
     let keys = data::keys(s.store);
-    let orders: Vec<Vec<u32>> = (0..threads).map(|t| data::permutation(s.store, data::SEED + t as u64)).collect();
+    let orders: Vec<Vec<u32>> = (0..threads)
+        .map(|t| data::permutation(s.store, data::SEED + t as u64))
+        .collect();
     let t = Instant::now();
     std::thread::scope(|scope| {
         let workers: Vec<_> = orders
@@ -317,7 +380,11 @@ fn get(kind: Kind, dir: &Path, s: &Sizes, threads: usize) -> Result<Vec<Metric>>
     })?;
     let secs = secs_since(t);
     let reads = (s.store * threads) as f64;
-    Ok(vec![Metric::new("reads/s", Some(reads / secs), Better::Higher)])
+    Ok(vec![Metric::new(
+        "reads/s",
+        Some(reads / secs),
+        Better::Higher,
+    )])
 }
 
 /// Every live value once, sequentially or in parallel.
@@ -325,13 +392,22 @@ fn scan(kind: Kind, dir: &Path, s: &Sizes, parallel: bool) -> Result<Vec<Metric>
     let engine = engines::open(kind, dir, Mode::Flush)?;
     rayon::join(|| (), || ());
     let t = Instant::now();
-    let result: Option<Scan> = if parallel { engine.par_scan()? } else { Some(engine.scan()?) };
+    let result: Option<Scan> = if parallel {
+        engine.par_scan()?
+    } else {
+        Some(engine.scan()?)
+    };
     let secs = secs_since(t);
     let Some(seen) = result else {
         return Ok(scan_metrics(None, secs));
     };
     black_box(seen.fold);
-    ensure!(seen.entries == s.store as u64, "scan saw {} entries, expected {}", seen.entries, s.store);
+    ensure!(
+        seen.entries == s.store as u64,
+        "scan saw {} entries, expected {}",
+        seen.entries,
+        s.store
+    );
     Ok(scan_metrics(Some(seen), secs))
 }
 
@@ -341,7 +417,7 @@ fn scan_metrics(seen: Option<Scan>, secs: f64) -> Vec<Metric> {
     let mb = seen.map(|s| s.bytes as f64 / 1e6);
     vec![
         Metric::new("GB/s", gbs, Better::Higher),
-        Metric::new("entries/s", eps, Better::Higher),
+        Metric::new("entries/s", eps, Better::Higher).secondary(),
         Metric::new("MB scanned", mb, Better::Info),
     ]
 }
@@ -357,20 +433,40 @@ fn stream(kind: Kind, dir: &Path, len: u64) -> Result<Vec<Metric>> {
     let wrote = engine.put_stream(&key, len, &mut src)?;
     let write_secs = secs_since(t);
     let t = Instant::now();
-    let read = if wrote.is_some() { engine.get_stream(&key, &mut buf)? } else { None };
+    let read = if wrote.is_some() {
+        engine.get_stream(&key, &mut buf)?
+    } else {
+        None
+    };
     let read_secs = secs_since(t);
     let peak = sampler.finish()?;
     if let Some(r) = read {
-        ensure!(r.bytes == len, "streamed back {} bytes, expected {len}", r.bytes);
+        ensure!(
+            r.bytes == len,
+            "streamed back {} bytes, expected {len}",
+            r.bytes
+        );
         black_box(r.fold);
     }
     let mib = |b: u64| b as f64 / f64::from(1 << 20);
     let ok = read.is_some();
     Ok(vec![
-        Metric::new("write GB/s", ok.then(|| len as f64 / write_secs / 1e9), Better::Higher),
-        Metric::new("read GB/s", ok.then(|| len as f64 / read_secs / 1e9), Better::Higher),
+        Metric::new(
+            "write GB/s",
+            ok.then(|| len as f64 / write_secs / 1e9),
+            Better::Higher,
+        ),
+        Metric::new(
+            "read GB/s",
+            ok.then(|| len as f64 / read_secs / 1e9),
+            Better::Higher,
+        ),
         Metric::new("peak RssAnon MiB", ok.then(|| mib(peak)), Better::Lower),
-        Metric::new("VmHWM MiB", ok.then(|| mem::vm_hwm().map(mib)).transpose()?, Better::Info),
+        Metric::new(
+            "VmHWM MiB",
+            ok.then(|| mem::vm_hwm().map(mib)).transpose()?,
+            Better::Info,
+        ),
     ])
 }
 

@@ -61,7 +61,10 @@ impl Engine for Heed {
     }
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(HeedReader { db: self.db, txn: self.env.read_txn()? }))
+        Ok(Box::new(HeedReader {
+            db: self.db,
+            txn: self.env.read_txn()?,
+        }))
     }
 
     fn scan(&self) -> Result<Scan> {
@@ -81,16 +84,17 @@ impl Engine for Heed {
     fn put_stream(&self, key: &[u8], len: u64, src: &mut dyn Read) -> Result<Option<()>> {
         let mut wtxn = self.env.write_txn()?;
         let mut chunk = vec![0u8; GEN_CHUNK];
-        self.db.put_reserved(&mut wtxn, key, usize::try_from(len)?, |space| {
-            let mut left = len;
-            while left > 0 {
-                let n = chunk.len().min(left as usize);
-                src.read_exact(&mut chunk[..n])?;
-                space.write_all(&chunk[..n])?;
-                left -= n as u64;
-            }
-            Ok(())
-        })?;
+        self.db
+            .put_reserved(&mut wtxn, key, usize::try_from(len)?, |space| {
+                let mut left = len;
+                while left > 0 {
+                    let n = chunk.len().min(left as usize);
+                    src.read_exact(&mut chunk[..n])?;
+                    space.write_all(&chunk[..n])?;
+                    left -= n as u64;
+                }
+                Ok(())
+            })?;
         wtxn.commit()?;
         Ok(Some(()))
     }
@@ -99,7 +103,11 @@ impl Engine for Heed {
         let rtxn = self.env.read_txn()?;
         let mut value: &[u8] = self.db.get(&rtxn, key)?.context("streamed key missing")?;
         let (bytes, fold) = drain(&mut value, buf)?;
-        Ok(Some(Scan { entries: 1, bytes, fold }))
+        Ok(Some(Scan {
+            entries: 1,
+            bytes,
+            fold,
+        }))
     }
 
     fn finish(&self) -> Result<()> {

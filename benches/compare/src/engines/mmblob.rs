@@ -21,7 +21,9 @@ impl Mmblob {
         let path = dir.join("store.mmblob");
         let store = match mode {
             Mode::Flush => DataStore::open(&path)?,
-            Mode::Sync => OpenOptions::new().durability(Durability::Sync).open(&path)?,
+            Mode::Sync => OpenOptions::new()
+                .durability(Durability::Sync)
+                .open(&path)?,
         };
         Ok(Mmblob { store })
     }
@@ -68,7 +70,11 @@ impl Engine for Mmblob {
         let handle = self.store.read(key)?.context("streamed key missing")?;
         let mut stream = handle.stream();
         let (bytes, fold) = drain(&mut stream, buf)?;
-        Ok(Some(Scan { entries: 1, bytes, fold }))
+        Ok(Some(Scan {
+            entries: 1,
+            bytes,
+            fold,
+        }))
     }
 
     fn finish(&self) -> Result<()> {

@@ -23,7 +23,13 @@ pub enum Kind {
 
 impl Kind {
     /// Every engine, in the column order of the report.
-    pub const ALL: [Kind; 5] = [Kind::Mmblob, Kind::SimdRDrive, Kind::Heed, Kind::Redb, Kind::Raw];
+    pub const ALL: [Kind; 5] = [
+        Kind::Mmblob,
+        Kind::SimdRDrive,
+        Kind::Heed,
+        Kind::Redb,
+        Kind::Raw,
+    ];
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
@@ -66,7 +72,11 @@ pub struct Scan {
 impl Scan {
     /// A scan result for one value.
     pub fn one(value: &[u8]) -> Scan {
-        Scan { entries: 1, bytes: value.len() as u64, fold: crate::data::touch(value) }
+        Scan {
+            entries: 1,
+            bytes: value.len() as u64,
+            fold: crate::data::touch(value),
+        }
     }
 
     /// Two partial scans combined.
@@ -124,8 +134,12 @@ pub fn note(kind: Kind, mode: Mode) -> Option<&'static str> {
         (Kind::SimdRDrive, Mode::Sync) => {
             Some("no fsync call exists: each write is only flushed to the OS, so it is not durable")
         }
-        (Kind::Heed, Mode::Flush) => Some("MDB_NOSYNC: each commit writes its pages to the OS without fsync"),
-        (Kind::Heed, Mode::Sync) => Some("LMDB's default durable commit, one write transaction per call"),
+        (Kind::Heed, Mode::Flush) => {
+            Some("MDB_NOSYNC: each commit writes its pages to the OS without fsync")
+        }
+        (Kind::Heed, Mode::Sync) => {
+            Some("LMDB's default durable commit, one write transaction per call")
+        }
         (Kind::Redb, Mode::Flush) => Some(
             "Durability::None: commits stay in process memory until a durable commit \
              (redb has no flush-to-OS level; Immediate would fsync every call)",

@@ -38,17 +38,37 @@ impl Raw {
     /// Opens or creates the file; `Mode::Sync` adds `sync_data` after each write.
     pub fn open(dir: &Path, mode: Mode) -> Result<Raw> {
         let path = dir.join("raw.bin");
-        let file = OpenOptions::new().create(true).append(true).read(true).open(&path)?;
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .read(true)
+            .open(&path)?;
         let tail = file.metadata()?.len();
         let table = load_table(&dir.join("raw.offsets"))?;
         // SAFETY: the file only grows while mapped and nothing else writes it.
-        let map = if tail > 0 { Some(unsafe { Mmap::map(&file)? }) } else { None };
-        let written = Mutex::new(Written { tail, table: Vec::new() });
-        Ok(Raw { path, file, sync: mode == Mode::Sync, written, map, table })
+        let map = if tail > 0 {
+            Some(unsafe { Mmap::map(&file)? })
+        } else {
+            None
+        };
+        let written = Mutex::new(Written {
+            tail,
+            table: Vec::new(),
+        });
+        Ok(Raw {
+            path,
+            file,
+            sync: mode == Mode::Sync,
+            written,
+            map,
+            table,
+        })
     }
 
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, Written>> {
-        self.written.lock().map_err(|_| anyhow!("raw writer lock poisoned"))
+        self.written
+            .lock()
+            .map_err(|_| anyhow!("raw writer lock poisoned"))
     }
 
     fn map(&self) -> Result<&Mmap> {
@@ -76,7 +96,10 @@ fn load_table(path: &Path) -> Result<Table> {
     for _ in 0..count {
         reader.read_exact(&mut record)?;
         let (off, len) = record.split_at(8);
-        table.push((u64::from_le_bytes(off.try_into()?), u32::from_le_bytes(len.try_into()?)));
+        table.push((
+            u64::from_le_bytes(off.try_into()?),
+            u32::from_le_bytes(len.try_into()?),
+        ));
     }
     Ok(table)
 }
@@ -125,17 +148,27 @@ impl Engine for Raw {
     }
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(RawReader { map: self.map()?, table: &self.table }))
+        Ok(Box::new(RawReader {
+            map: self.map()?,
+            table: &self.table,
+        }))
     }
 
     fn scan(&self) -> Result<Scan> {
         let map = self.map()?;
-        Ok(self.table.iter().fold(Scan::default(), |acc, &e| acc.merge(scan_one(map, e))))
+        Ok(self
+            .table
+            .iter()
+            .fold(Scan::default(), |acc, &e| acc.merge(scan_one(map, e))))
     }
 
     fn par_scan(&self) -> Result<Option<Scan>> {
         let map = self.map()?;
-        let total = self.table.par_iter().map(|&e| scan_one(map, e)).reduce(Scan::default, Scan::merge);
+        let total = self
+            .table
+            .par_iter()
+            .map(|&e| scan_one(map, e))
+            .reduce(Scan::default, Scan::merge);
         Ok(Some(total))
     }
 
@@ -162,7 +195,11 @@ impl Engine for Raw {
         let mut file = File::open(&self.path)?;
         file.seek(SeekFrom::Start(start))?;
         let (bytes, fold) = drain(&mut file.take(u64::from(len)), buf)?;
-        Ok(Some(Scan { entries: 1, bytes, fold }))
+        Ok(Some(Scan {
+            entries: 1,
+            bytes,
+            fold,
+        }))
     }
 
     fn finish(&self) -> Result<()> {
@@ -186,7 +223,10 @@ struct RawReader<'a> {
 
 impl Reader for RawReader<'_> {
     fn get(&mut self, index: usize, _key: &[u8]) -> Result<u64> {
-        let (off, len) = *self.table.get(index).context("index past the offset table")?;
+        let (off, len) = *self
+            .table
+            .get(index)
+            .context("index past the offset table")?;
         let start = off as usize;
         Ok(touch(&self.map[start..start + len as usize]))
     }

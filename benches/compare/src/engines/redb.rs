@@ -65,7 +65,9 @@ impl Engine for Redb {
     }
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(RedbReader { table: self.read_table()? }))
+        Ok(Box::new(RedbReader {
+            table: self.read_table()?,
+        }))
     }
 
     fn scan(&self) -> Result<Scan> {
@@ -100,7 +102,11 @@ impl Engine for Redb {
         let guard = table.get(key)?.context("streamed key missing")?;
         let mut value: &[u8] = guard.value();
         let (bytes, fold) = drain(&mut value, buf)?;
-        Ok(Some(Scan { entries: 1, bytes, fold }))
+        Ok(Some(Scan {
+            entries: 1,
+            bytes,
+            fold,
+        }))
     }
 
     fn finish(&self) -> Result<()> {

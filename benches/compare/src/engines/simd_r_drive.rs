@@ -65,7 +65,11 @@ impl Engine for SimdRDrive {
         let handle = self.store.read(key)?.context("streamed key missing")?;
         let mut stream = EntryStream::from(handle);
         let (bytes, fold) = drain(&mut stream, buf)?;
-        Ok(Some(Scan { entries: 1, bytes, fold }))
+        Ok(Some(Scan {
+            entries: 1,
+            bytes,
+            fold,
+        }))
     }
 
     fn finish(&self) -> Result<()> {
