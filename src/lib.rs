@@ -100,3 +100,8 @@ pub use mmblob_engine::{
     Error, OpenOptions, Result, StoreStats, VerifyReport,
 };
 pub use mmblob_entry::{Mapping, checksum, display_key, format};
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

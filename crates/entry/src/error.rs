@@ -172,6 +172,16 @@ impl Error {
     }
 }
 
+/// Lets `?` carry I/O errors of your own code (streams, files) into an mmblob `Result`.
+impl From<io::Error> for Error {
+    fn from(source: io::Error) -> Self {
+        Error::Io {
+            context: "I/O error".into(),
+            source,
+        }
+    }
+}
+
 impl From<Error> for io::Error {
     fn from(err: Error) -> Self {
         io::Error::new(err.kind(), err)
