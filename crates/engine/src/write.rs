@@ -159,12 +159,24 @@ impl DataStore {
         if std::ptr::eq(self, other) {
             return Ok(true);
         }
-        let ours = self.lock_state().file.metadata();
-        let theirs = other.lock_state().file.metadata();
-        match (ours, theirs) {
-            (Ok(a), Ok(b)) => Ok(a.dev() == b.dev() && a.ino() == b.ino()),
-            (Err(e), _) | (_, Err(e)) => Err(io_err(&self.path, "reading metadata of", e)),
-        }
+        let (ours, our_id) = {
+            let state = self.lock_state();
+            (state.file.metadata(), state.store_id)
+        };
+        let (theirs, their_id) = {
+            let state = other.lock_state();
+            (state.file.metadata(), state.store_id)
+        };
+        let same_file = match (ours, theirs) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            (Err(e), _) | (_, Err(e)) => {
+                return Err(io_err(&self.path, "reading metadata of", e));
+            }
+        };
+        // After compaction renamed a new file over the store, a handle that
+        // has not refreshed still holds the old file: a different inode, but
+        // the same store (same id, and its path names the same file).
+        Ok(same_file || (our_id == their_id && same_path(&self.path, &other.path)))
     }
 
     /// Stores the bytes of `reader` under `key` without holding them in
@@ -366,6 +378,14 @@ impl DataStore {
             .map_err(|e| io_err(&self.path, "syncing", e))?;
         *synced = target;
         Ok(())
+    }
+}
+
+/// True when both paths name the same file now (through links or not).
+fn same_path(a: &std::path::Path, b: &std::path::Path) -> bool {
+    match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
     }
 }
 
