@@ -21,8 +21,10 @@ use tracing::{info, info_span};
 use crate::append::Appender;
 use crate::error::{Error, Result};
 use crate::index::{Index, shard_of};
-use crate::recovery::{key_in, walk};
-use crate::store::{DataStore, LiveTotals, State, io_err, map_capacity, parent_dir, sync_dir};
+use crate::recovery::{Ctx, key_in, walk};
+use crate::store::{
+    DataStore, LiveTotals, State, io_err, map_capacity, new_store_id, parent_dir, sync_dir,
+};
 use crate::table::Table;
 
 /// Scratch bytes gathered before one write call during compaction.
@@ -115,22 +117,25 @@ impl DataStore {
             .truncate(true)
             .open(temp)
             .map_err(|e| io_err(temp, "creating", e))?;
-        file.write_all_at(
-            &Header {
-                store_id: state.store_id,
-            }
-            .encode(),
-            0,
-        )
-        .map_err(|e| io_err(temp, "writing header of", e))?;
-        let (tail, tables) = self.copy_entries(state, &file, bytes, &live, temp, progress)?;
+        // A fresh id: the new file is a different sequence of entries, so
+        // nothing keyed to the old one (an index sidecar) can match it.
+        let new_id = new_store_id();
+        file.write_all_at(&Header { store_id: new_id }.encode(), 0)
+            .map_err(|e| io_err(temp, "writing header of", e))?;
+        let target = Target {
+            file: &file,
+            path: temp,
+            store_id: new_id,
+        };
+        let (tail, tables) =
+            self.copy_entries(&self.ctx(state.store_id), &target, bytes, &live, progress)?;
         file.sync_all().map_err(|e| io_err(temp, "syncing", e))?;
 
         let lock = File::open(temp).map_err(|e| io_err(temp, "opening for locking", e))?;
         lock.try_lock()
             .map_err(|e| Error::io(format!("locking {}", temp.display()), e.into()))?;
         // SAFETY: `..tail` was written and synced above and is never changed.
-        let new_map = unsafe { Mapping::new(&file, map_capacity(tail), tail, state.store_id) }
+        let new_map = unsafe { Mapping::new(&file, map_capacity(tail), tail, new_id) }
             .map_err(|e| io_err(temp, "mapping", e))?;
         std::fs::rename(temp, &self.path)
             .map_err(|e| io_err(&self.path, "renaming the compacted file over", e))?;
@@ -144,6 +149,8 @@ impl DataStore {
         state.lock = Some(lock);
         state.map = new_map;
         state.tail = tail;
+        state.store_id = new_id;
+        state.snapshot_tail = None;
         state.epoch += 1;
         state.needs_truncate = false;
         state.live = LiveTotals {
@@ -164,24 +171,22 @@ impl DataStore {
     /// returns the new tail and the index tables for the new offsets.
     fn copy_entries(
         &self,
-        state: &State,
-        file: &File,
+        ctx: &Ctx,
+        target: &Target<'_>,
         bytes: &[u8],
         live: &[u64],
-        temp: &Path,
         progress: &impl Fn(u64),
     ) -> Result<(u64, Vec<Table>)> {
         let mut per_shard = vec![0usize; Index::shard_count()];
         for &end in live {
-            if let Some(found) = self.ctx(state.store_id).structure(bytes, end) {
+            if let Some(found) = ctx.structure(bytes, end) {
                 per_shard[shard_of(found.trailer.key_hash)] += 1;
             }
         }
         let mut tables: Vec<Table> = per_shard.into_iter().map(Table::with_capacity).collect();
-        let ctx = self.ctx(state.store_id);
         let mut tail = HEADER_LEN;
         for chunk in batches(bytes, live) {
-            let mut appender = Appender::new(state.store_id, self.options.hasher, tail);
+            let mut appender = Appender::new(target.store_id, self.options.hasher, tail);
             let mut copied = 0u64;
             for (i, &end) in chunk.iter().enumerate() {
                 let (Some(found), Some(key)) = (ctx.structure(bytes, end), key_in(bytes, end))
@@ -194,8 +199,8 @@ impl DataStore {
                 copied += layout.payload_len;
             }
             appender
-                .write_to(file)
-                .map_err(|e| io_err(temp, "writing", e))?;
+                .write_to(target.file)
+                .map_err(|e| io_err(target.path, "writing", e))?;
             for entry in appender.entries() {
                 tables[shard_of(entry.hash)].insert_new(entry.hash, entry.end);
             }
@@ -204,6 +209,13 @@ impl DataStore {
         }
         Ok((tail, tables))
     }
+}
+
+/// The file compaction writes to.
+struct Target<'a> {
+    file: &'a File,
+    path: &'a Path,
+    store_id: u64,
 }
 
 /// Splits `live` into runs whose small values fit one scratch buffer.

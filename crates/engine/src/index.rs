@@ -13,6 +13,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use mmblob_entry::Mapping;
 use mmblob_entry::format::TRAILER_LEN;
 
+use crate::store::LiveTotals;
 use crate::table::Table;
 
 const SHARD_BITS: u32 = 6;
@@ -116,6 +117,45 @@ impl Index {
         let mut guard = self.write(shard_of(hash));
         let Shard { table, map } = &mut *guard;
         table.remove(hash, |e| key_at(map, e) == Some(key))
+    }
+
+    /// Points the index at a new entry `(hash, end, tombstone)` whose key is
+    /// `key` (or removes the key for a tombstone) and keeps `live` in step;
+    /// `bytes` is the readable file. Writer (or refresh) only.
+    pub(crate) fn apply(
+        &self,
+        live: &mut LiveTotals,
+        bytes: &[u8],
+        entry: (u64, u64, bool),
+        key: &[u8],
+    ) {
+        let (hash, end, tombstone) = entry;
+        let replaced = if tombstone {
+            self.remove(hash, key)
+        } else {
+            self.upsert(hash, key, end)
+        };
+        if let Some(old) = replaced {
+            live.remove(bytes, old);
+        }
+        if !tombstone {
+            live.add(bytes, end);
+        }
+    }
+
+    /// The tables, for handing a freshly built index to a store.
+    pub(crate) fn into_tables(self) -> Vec<Table> {
+        self.shards
+            .into_vec()
+            .into_iter()
+            .map(|shard| {
+                shard
+                    .0
+                    .into_inner()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .table
+            })
+            .collect()
     }
 
     fn grow_if_full(&self, index: usize) {

@@ -14,6 +14,7 @@ mod maintain;
 mod options;
 mod read;
 mod recovery;
+mod snapshot;
 mod store;
 mod table;
 mod write;

@@ -147,7 +147,7 @@ impl DataStore {
         let mut live = state.live;
         for entry in fresh.iter().rev() {
             if let Some(key) = key_in(bytes, entry.end) {
-                self.index_entry(
+                self.index.apply(
                     &mut live,
                     bytes,
                     (entry.hash, entry.end, entry.tombstone),

@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::index::{Index, shard_of};
 use crate::options::OpenOptions;
 use crate::recovery::{Ctx, key_in, walk};
+use crate::snapshot;
 use crate::table::Table;
 
 /// Smallest address-space reservation for a map; it grows by doubling.
@@ -57,6 +58,8 @@ pub(crate) struct State {
     /// Bumped whenever the file is replaced; offsets of different epochs
     /// are not comparable.
     pub(crate) epoch: u64,
+    /// The end covered by the index sidecar on disk, if it matches this file.
+    pub(crate) snapshot_tail: Option<u64>,
 }
 
 /// Sizes of the live entries, kept up to date by the writer.
@@ -77,6 +80,7 @@ pub(crate) struct Loaded {
     pub(crate) tables: Vec<Table>,
     pub(crate) damage: Vec<Damage>,
     pub(crate) live: LiveTotals,
+    pub(crate) snapshot_tail: Option<u64>,
 }
 
 impl std::fmt::Debug for DataStore {
@@ -127,6 +131,7 @@ impl DataStore {
             tables,
             damage,
             live,
+            snapshot_tail,
         } = loaded;
         let store = DataStore {
             path: path.to_path_buf(),
@@ -141,6 +146,7 @@ impl DataStore {
                 needs_truncate: false,
                 live,
                 epoch: 0,
+                snapshot_tail,
             }),
             synced: Mutex::new((0, tail)),
             damage: Mutex::new(Vec::new()),
@@ -181,6 +187,7 @@ impl DataStore {
         state.tail = loaded.tail;
         state.store_id = loaded.store_id;
         state.live = loaded.live;
+        state.snapshot_tail = loaded.snapshot_tail;
         state.needs_truncate = false;
         state.epoch += 1;
         self.tail.store(loaded.tail, Ordering::Release);
@@ -467,7 +474,23 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
         unsafe { Mapping::new(&file, map_capacity(tail), tail, store_id) }
             .map_err(|e| io_err(path, "mapping", e))?,
     );
-    let (tables, damage, live) = rebuild_index(map.readable(), tail, &ctx);
+    let expect = snapshot::Expect {
+        store_id,
+        tail,
+        crc_at: {
+            let map = Arc::clone(&map);
+            Box::new(move |end| trailer_crc(&map, end))
+        },
+    };
+    let from_snapshot =
+        snapshot::load(path, &expect).and_then(|snap| catch_up(&map, tail, snap, &ctx));
+    let (tables, damage, live, snapshot_tail) = match from_snapshot {
+        Some((tables, damage, live, covered)) => (tables, damage, live, Some(covered)),
+        None => {
+            let (tables, damage, live) = rebuild_index(map.readable(), tail, &ctx);
+            (tables, damage, live, None)
+        }
+    };
     Ok(Loaded {
         file,
         map,
@@ -476,6 +499,7 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
         tables,
         damage,
         live,
+        snapshot_tail,
     })
 }
 
@@ -492,7 +516,85 @@ fn empty_view(path: &Path, file: File) -> Result<Loaded> {
         tables: Index::empty_tables(),
         damage: Vec::new(),
         live: LiveTotals::default(),
+        snapshot_tail: None,
     })
+}
+
+/// The stored checksum of the entry ending at `end` (0 for an empty store).
+pub(crate) fn trailer_crc(map: &Mapping, end: u64) -> Option<u32> {
+    if end == HEADER_LEN {
+        return Some(0);
+    }
+    let raw = map.bytes(end.checked_sub(4)?..end)?;
+    Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
+}
+
+/// Brings a snapshot up to `tail` by walking only the entries after it.
+/// `None` when the chain does not lead back to the snapshot's end.
+fn catch_up(
+    map: &Arc<Mapping>,
+    tail: u64,
+    snap: snapshot::Snapshot,
+    ctx: &Ctx,
+) -> Option<(Vec<Table>, Vec<Damage>, LiveTotals, u64)> {
+    let started = Instant::now();
+    let bytes = map.readable();
+    let mut fresh = Vec::new();
+    let outcome = walk(bytes, tail, snap.tail, ctx, |entry| fresh.push(entry));
+    if !outcome.reached_stop {
+        return None;
+    }
+    let index = Index::new(snap.tables, map);
+    let mut live = snap.live;
+    for entry in fresh.iter().rev() {
+        if let Some(key) = key_in(bytes, entry.end) {
+            index.apply(
+                &mut live,
+                bytes,
+                (entry.hash, entry.end, entry.tombstone),
+                key,
+            );
+        }
+    }
+    info!(
+        covered = snap.tail,
+        newer_entries = fresh.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "index loaded from snapshot"
+    );
+    Some((index.into_tables(), outcome.damage, live, snap.tail))
+}
+
+impl Drop for DataStore {
+    /// Leaves an index snapshot for the next open of a large store.
+    fn drop(&mut self) {
+        if self.options.read_only {
+            return;
+        }
+        let state = self.lock_state();
+        let stale = state.snapshot_tail != Some(state.tail);
+        let undamaged = self.damage.lock().is_ok_and(|d| d.is_empty());
+        if !stale || !undamaged || state.live.entries < snapshot::MIN_KEYS {
+            return;
+        }
+        let Some(crc) = trailer_crc(&state.map, state.tail) else {
+            return;
+        };
+        let guards: Vec<_> = (0..Index::shard_count())
+            .map(|i| self.index.read(i))
+            .collect();
+        let tables: Vec<&Table> = guards.iter().map(|g| &g.table).collect();
+        if let Err(e) = snapshot::save(
+            &self.path,
+            state.store_id,
+            state.tail,
+            crc,
+            &tables,
+            state.live,
+        ) {
+            warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
+        }
+    }
 }
 
 /// Walks the chain newest-first and keeps, per key, only the newest entry

@@ -14,8 +14,11 @@ const SIZING_LOAD_PERCENT: usize = 80;
 /// Grow when an insert would take the load above this.
 const MAX_LOAD_PERCENT: usize = 90;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Slot {
+/// One slot: `end == 0` marks it empty. `Pod` so snapshots can load a
+/// whole table with one read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[repr(C)]
+pub(crate) struct Slot {
     hash: u64,
     end: u64,
 }
@@ -50,6 +53,24 @@ impl Table {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// The slots as they are in memory, for snapshots.
+    pub(crate) fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// A table from slots saved by a snapshot, or `None` if they are not a
+    /// valid table (wrong count, ends outside `1..limit`).
+    pub(crate) fn from_slots(slots: Box<[Slot]>, limit: u64) -> Option<Table> {
+        let len = slots.iter().filter(|s| s.end != EMPTY).count();
+        let valid = !slots.is_empty() && len < slots.len() && slots.iter().all(|s| s.end < limit);
+        valid.then_some(Table { slots, len })
+    }
+
+    /// Fraction of slots in use, in percent.
+    pub(crate) fn load_percent(&self) -> usize {
+        self.len * 100 / self.slots.len()
     }
 
     /// Bytes of memory held by the slots.
