@@ -159,24 +159,19 @@ impl DataStore {
         if std::ptr::eq(self, other) {
             return Ok(true);
         }
-        let (ours, our_id) = {
-            let state = self.lock_state();
-            (state.file.metadata(), state.store_id)
-        };
-        let (theirs, their_id) = {
-            let state = other.lock_state();
-            (state.file.metadata(), state.store_id)
-        };
+        let ours = self.lock_state().file.metadata();
+        let theirs = other.lock_state().file.metadata();
         let same_file = match (ours, theirs) {
             (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
             (Err(e), _) | (_, Err(e)) => {
                 return Err(io_err(&self.path, "reading metadata of", e));
             }
         };
-        // After compaction renamed a new file over the store, a handle that
-        // has not refreshed still holds the old file: a different inode, but
-        // the same store (same id, and its path names the same file).
-        Ok(same_file || (our_id == their_id && same_path(&self.path, &other.path)))
+        // After compaction renamed a new file (with a new store id) over the
+        // store, a handle that has not refreshed still holds the old file: a
+        // different inode, but the same store, because its path names the
+        // same file.
+        Ok(same_file || same_path(&self.path, &other.path))
     }
 
     /// Stores the bytes of `reader` under `key` without holding them in
