@@ -96,6 +96,13 @@ fn store_paths(c: &mut Criterion) {
                 .sum::<u64>()
         })
     });
+    group.bench_function("for_each_entry", |b| {
+        b.iter(|| {
+            let mut sum = 0u64;
+            store.for_each_entry(|_, v| sum += v.iter().map(|&x| u64::from(x)).sum::<u64>());
+            sum
+        })
+    });
     group.finish();
     drop(store);
 

@@ -207,6 +207,27 @@ fn iteration_sequential_and_parallel_agree() {
     assert_eq!(seq.iter().cloned().collect::<HashSet<_>>(), par);
     let keys: HashSet<Vec<u8>> = store.keys().collect();
     assert_eq!(keys.len(), store.len());
+    let mut borrowed = HashSet::new();
+    store.for_each_entry(|k, v| {
+        borrowed.insert((k.to_vec(), v.to_vec()));
+    });
+    assert_eq!(borrowed, par);
+    let par_borrowed = std::sync::Mutex::new(HashSet::new());
+    store.par_for_each_entry(|k, v| {
+        par_borrowed
+            .lock()
+            .expect("lock")
+            .insert((k.to_vec(), v.to_vec()));
+    });
+    assert_eq!(par_borrowed.into_inner().expect("lock"), par);
+    let offsets: Vec<u64> = store
+        .iter_entries()
+        .map(|e| e.offset_range().start)
+        .collect();
+    assert!(
+        offsets.windows(2).all(|w| w[0] < w[1]),
+        "iteration runs in file order"
+    );
     for (key, value) in &seq {
         let i = u32::from_le_bytes(key.as_slice().try_into().expect("4-byte key"));
         let expected: Vec<u8> = if i % 5 == 0 {

@@ -105,10 +105,8 @@ impl DataStore {
             &self.ctx(state.store_id),
             |_| total_entries += 1,
         );
-        let mut live: Vec<u64> = (0..Index::shard_count())
-            .flat_map(|s| self.index.snapshot(s).1)
-            .collect();
-        live.sort_unstable();
+        // Holding the writer lock, so every shard refers to `map`.
+        let (_, live) = self.index.snapshot_in_file_order();
 
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -10,6 +10,7 @@ mod append;
 mod compact;
 mod damage;
 mod index;
+mod iter;
 mod maintain;
 mod options;
 mod read;
@@ -30,8 +31,8 @@ pub mod error {
 pub use compact::CompactStats;
 pub use damage::{Damage, DamageKind, VerifyReport};
 pub use error::{Error, Result};
+pub use iter::EntryIter;
 pub use maintain::StoreStats;
 pub use mmblob_entry::{EntryHandle, EntryStream};
 pub use options::{Durability, OpenOptions};
-pub use read::EntryIter;
 pub use store::DataStore;

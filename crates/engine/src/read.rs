@@ -1,12 +1,9 @@
-//! Reads and iteration.
+//! Point reads.
 
-use std::sync::Arc;
-
-use mmblob_entry::{EntryHandle, Mapping};
+use mmblob_entry::EntryHandle;
 
 use crate::append::check_key;
 use crate::error::Result;
-use crate::index::Index;
 use crate::store::DataStore;
 
 impl DataStore {
@@ -50,93 +47,16 @@ impl DataStore {
         self.index.len()
     }
 
-    /// Heap bytes held by the in-memory index (about 20 per live key after
-    /// open; up to 27 while it grows).
-    #[must_use]
-    pub fn index_memory_bytes(&self) -> usize {
-        self.index.memory_bytes()
-    }
-
     /// True when no key holds a value.
     #[must_use]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Every live entry once (newest value of each key, no deleted keys), in
-    /// no particular order. Entries written while iterating may or may not
-    /// be seen.
+    /// Heap bytes held by the in-memory index (about 20 per live key after
+    /// open; up to 27 while it grows).
     #[must_use]
-    pub fn iter_entries(&self) -> EntryIter<'_> {
-        EntryIter {
-            index: &self.index,
-            next_shard: 0,
-            map: None,
-            ends: Vec::new().into_iter(),
-        }
-    }
-
-    /// The keys of every live entry (copied), in the order of [`DataStore::iter_entries`].
-    pub fn keys(&self) -> impl Iterator<Item = Vec<u8>> + '_ {
-        self.iter_entries().map(|entry| entry.key().to_vec())
-    }
-
-    /// Every live entry once, processed in parallel with rayon.
-    #[cfg(feature = "parallel")]
-    pub fn par_iter_entries(&self) -> impl rayon::iter::ParallelIterator<Item = EntryHandle> + '_ {
-        use rayon::prelude::*;
-        (0..Index::shard_count())
-            .into_par_iter()
-            .flat_map_iter(move |shard| {
-                let (map, ends) = self.index.snapshot(shard);
-                handles(map, ends)
-            })
-    }
-}
-
-fn handles(map: Arc<Mapping>, ends: Vec<u64>) -> impl Iterator<Item = EntryHandle> {
-    // Indexed ends always point at entries checked when they were indexed.
-    ends.into_iter()
-        .filter_map(move |end| EntryHandle::at(Arc::clone(&map), end).ok())
-}
-
-/// Iterator over live entries; see [`DataStore::iter_entries`].
-///
-/// Takes a snapshot of one index shard at a time, so it holds no lock
-/// between items and costs 8 bytes per key of one shard.
-pub struct EntryIter<'a> {
-    index: &'a Index,
-    next_shard: usize,
-    map: Option<Arc<Mapping>>,
-    ends: std::vec::IntoIter<u64>,
-}
-
-impl std::fmt::Debug for EntryIter<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EntryIter")
-            .field("next_shard", &self.next_shard)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Iterator for EntryIter<'_> {
-    type Item = EntryHandle;
-
-    fn next(&mut self) -> Option<EntryHandle> {
-        loop {
-            if let (Some(end), Some(map)) = (self.ends.next(), &self.map) {
-                match EntryHandle::at(Arc::clone(map), end) {
-                    Ok(entry) => return Some(entry),
-                    Err(_) => continue,
-                }
-            }
-            if self.next_shard == Index::shard_count() {
-                return None;
-            }
-            let (map, ends) = self.index.snapshot(self.next_shard);
-            self.next_shard += 1;
-            self.map = Some(map);
-            self.ends = ends.into_iter();
-        }
+    pub fn index_memory_bytes(&self) -> usize {
+        self.index.memory_bytes()
     }
 }
