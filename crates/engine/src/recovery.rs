@@ -300,3 +300,157 @@ pub(crate) fn walk(
         reached_stop: end == stop,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::append::Appender;
+    use mmblob_entry::checksum::key_hash;
+    use mmblob_entry::format::{HEADER_LEN, Header};
+
+    const STORE_ID: u64 = 0xfeed_f00d;
+
+    fn ctx() -> Ctx {
+        Ctx {
+            store_id: STORE_ID,
+            hasher: key_hash,
+        }
+    }
+
+    /// A store image holding `entries` as one append each; returns the
+    /// bytes and the end of every entry.
+    fn image(entries: &[(&[u8], &[u8])]) -> (Vec<u8>, Vec<u64>) {
+        let file = tempfile::tempfile().expect("temp file");
+        let mut ends = Vec::new();
+        let mut tail = HEADER_LEN;
+        for (i, (key, value)) in entries.iter().enumerate() {
+            let mut appender = Appender::new(STORE_ID, key_hash, tail);
+            appender.push(key, value, false, false, i);
+            appender.write_to(&file).expect("write");
+            tail = appender.end();
+            ends.push(tail);
+        }
+        let mut bytes = Header { store_id: STORE_ID }.encode().to_vec();
+        bytes.resize(tail as usize, 0);
+        std::os::unix::fs::FileExt::read_exact_at(
+            &file,
+            &mut bytes[HEADER_LEN as usize..],
+            HEADER_LEN,
+        )
+        .expect("read");
+        (bytes, ends)
+    }
+
+    fn visited(bytes: &[u8], tail: u64) -> (Vec<u64>, Vec<Damage>) {
+        let mut ends = Vec::new();
+        let outcome = walk(bytes, tail, HEADER_LEN, &ctx(), |w| ends.push(w.end));
+        assert!(outcome.reached_stop);
+        (ends, outcome.damage)
+    }
+
+    fn sample() -> (Vec<u8>, Vec<u64>) {
+        image(&[
+            (b"a", b"first value"),
+            (b"b", &[2u8; 100]),
+            (b"c", b""),
+            (b"d", &[4u8; 7]),
+            (b"e", b"last"),
+        ])
+    }
+
+    #[test]
+    fn tail_of_a_clean_image_is_its_length() {
+        let (bytes, ends) = sample();
+        assert_eq!(
+            ctx()
+                .find_tail(bytes.as_slice(), bytes.len() as u64, HEADER_LEN)
+                .expect("tail"),
+            *ends.last().expect("ends")
+        );
+    }
+
+    #[test]
+    fn garbage_after_the_tail_is_not_part_of_it() {
+        let (mut bytes, ends) = sample();
+        let tail = bytes.len() as u64;
+        let last_trailer = bytes[bytes.len() - 32..].to_vec();
+        bytes.extend_from_slice(&last_trailer);
+        bytes.extend_from_slice(&[0u8; 100]);
+        assert_eq!(
+            ctx()
+                .find_tail(bytes.as_slice(), bytes.len() as u64, HEADER_LEN)
+                .expect("tail"),
+            tail
+        );
+        assert_eq!(*ends.last().expect("ends"), tail);
+    }
+
+    #[test]
+    fn an_unfinished_batch_is_cut_back_entirely() {
+        let file = tempfile::tempfile().expect("temp file");
+        let (bytes, ends) = sample();
+        let mut appender = Appender::new(STORE_ID, key_hash, bytes.len() as u64);
+        appender.push(b"x", b"1", false, true, 0);
+        appender.push(b"y", b"2", false, true, 1);
+        appender.push(b"z", b"3", false, false, 2);
+        appender.write_to(&file).expect("write");
+        let mut whole = bytes.clone();
+        whole.resize(appender.end() as usize, 0);
+        std::os::unix::fs::FileExt::read_exact_at(
+            &file,
+            &mut whole[bytes.len()..],
+            bytes.len() as u64,
+        )
+        .expect("read");
+        let last_batch_entry = appender.entries()[2].end;
+        let src = whole.as_slice();
+        assert_eq!(
+            ctx()
+                .find_tail(src, whole.len() as u64, HEADER_LEN)
+                .expect("tail"),
+            last_batch_entry
+        );
+        let second = appender.entries()[1].end;
+        assert_eq!(
+            ctx().find_tail(src, second, HEADER_LEN).expect("tail"),
+            *ends.last().expect("ends")
+        );
+    }
+
+    #[test]
+    fn walk_visits_every_entry_newest_first() {
+        let (bytes, ends) = sample();
+        let (seen, damage) = visited(&bytes, bytes.len() as u64);
+        assert!(damage.is_empty());
+        assert_eq!(seen, ends.iter().rev().copied().collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_damaged_trailer_costs_only_its_entry() {
+        let (mut bytes, ends) = sample();
+        // Corrupt the key_len of entry "b" (index 1): its trailer no longer fits.
+        bytes[ends[1] as usize - 8] ^= 0x04;
+        let (seen, damage) = visited(&bytes, bytes.len() as u64);
+        assert_eq!(seen, vec![ends[4], ends[3], ends[2], ends[0]]);
+        assert_eq!(damage.len(), 1);
+        assert_eq!(damage[0].range, ends[0]..ends[1]);
+    }
+
+    #[test]
+    fn a_corrupt_link_that_still_looks_consistent_costs_only_its_entry() {
+        let (mut bytes, ends) = sample();
+        // Entry "d" (index 3) follows "c" which ends unaligned; flip a low bit
+        // of d's prev_end: align() hides it, so d's trailer still looks
+        // consistent, but the link points where no entry ends. Only d's
+        // checksum can tell, and "c" must survive.
+        let prev_end_at = ends[3] as usize - 32;
+        assert_ne!(ends[2] % 64, 0, "the test needs an unaligned previous end");
+        bytes[prev_end_at] ^= 0x01;
+        let (seen, damage) = visited(&bytes, bytes.len() as u64);
+        assert_eq!(seen, vec![ends[4], ends[2], ends[1], ends[0]]);
+        assert!(matches!(
+            damage[0].kind,
+            DamageKind::ChecksumMismatch { .. }
+        ));
+    }
+}
