@@ -359,3 +359,41 @@ fn copy_streams_values_larger_than_one_chunk_exactly() {
         assert!(copied == value(i as u8, len), "{len} bytes");
     }
 }
+
+#[test]
+fn a_value_written_during_a_transfer_stays_in_the_source() {
+    use std::sync::{Arc, Barrier};
+    let dir = temp_dir();
+    let a = Arc::new(DataStore::open(dir.path().join("a.mmblob")).expect("open a"));
+    let b = DataStore::open(dir.path().join("b.mmblob")).expect("open b");
+    let newer = value(2, 4096);
+    // Another thread overwrites the key while it is being transferred. The
+    // newer value was never copied, so it must survive somewhere: in `a`.
+    for round in 0..300u32 {
+        let key = format!("k{round}").into_bytes();
+        a.write(&key, &value(1, 64 * 1024)).expect("write");
+        let barrier = Arc::new(Barrier::new(2));
+        let overwrite = {
+            let (a, key, newer, barrier) = (
+                Arc::clone(&a),
+                key.clone(),
+                newer.clone(),
+                Arc::clone(&barrier),
+            );
+            std::thread::spawn(move || {
+                barrier.wait();
+                a.write(&key, &newer).expect("overwrite");
+            })
+        };
+        barrier.wait();
+        a.transfer_to(&key, &b).expect("transfer");
+        overwrite.join().expect("writer");
+        let in_a = get(&a, &key);
+        let in_b = get(&b, &key);
+        assert!(
+            in_a.as_deref() == Some(newer.as_slice()) || in_b.as_deref() == Some(newer.as_slice()),
+            "round {round}: the value written during the transfer is gone"
+        );
+        assert!(in_b.is_some(), "round {round}: something was transferred");
+    }
+}

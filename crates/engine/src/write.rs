@@ -5,6 +5,7 @@ use std::os::unix::fs::{FileExt, MetadataExt};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
+use mmblob_entry::EntryHandle;
 use mmblob_entry::checksum::EntryCrc;
 use mmblob_entry::format::{MAX_VALUE_LEN, TRAILER_LEN, Trailer, align_up};
 use tracing::error;
@@ -132,6 +133,11 @@ impl DataStore {
     /// [`Error::KeyNotFound`], [`Error::SameStore`], and the errors of
     /// [`DataStore::write_stream`] on `target`.
     pub fn copy_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+        self.copy_entry(key, target).map(drop)
+    }
+
+    /// [`DataStore::copy_to`], returning the entry that was copied.
+    fn copy_entry(&self, key: &[u8], target: &DataStore) -> Result<EntryHandle> {
         check_key(key)?;
         if self.is_same_store(target)? {
             return Err(Error::SameStore {
@@ -141,18 +147,45 @@ impl DataStore {
         let entry = self
             .read(key)?
             .ok_or_else(|| Error::KeyNotFound { key: key.to_vec() })?;
-        target.write_stream(key, &mut entry.stream()).map(drop)
+        target.write_stream(key, &mut entry.stream())?;
+        Ok(entry)
     }
 
     /// Moves `key` into `target`: copies it, then deletes it here. If the
-    /// delete fails the key exists in both stores, never in neither.
+    /// delete fails the key exists in both stores, never in neither. If
+    /// another thread writes `key` here while the transfer runs, that newer
+    /// value was not moved and stays here.
     ///
     /// # Errors
     /// As [`DataStore::copy_to`], plus the errors of [`DataStore::delete`].
     pub fn transfer_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
         self.check_writable("transfer")?;
-        self.copy_to(key, target)?;
-        self.delete(key).map(drop)
+        let copied = self.copy_entry(key, target)?;
+        self.delete_if_unchanged(&copied)
+    }
+
+    /// Deletes the key of `copied` if it still holds that value. The copy ran
+    /// without the writer lock, so the key may have been overwritten since;
+    /// deleting it blindly would lose a value that exists nowhere else.
+    fn delete_if_unchanged(&self, copied: &EntryHandle) -> Result<()> {
+        let key = copied.key();
+        let mut state = self.lock_state();
+        let Some((map, end)) = self.index.get(self.hash(key), key) else {
+            return Ok(());
+        };
+        // Same file (compaction gives a new id) and same end: the same entry.
+        // Otherwise compare the bytes: compaction may have moved the value.
+        let same_entry =
+            map.store_id() == copied.mapping().store_id() && end == copied.end_offset();
+        if !same_entry && EntryHandle::at(map, end)?.as_slice() != copied.as_slice() {
+            return Ok(());
+        }
+        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
+        appender.push(key, &[], true, false, 0);
+        let end = self.commit(&mut state, &appender, |_| key)?;
+        let epoch = state.epoch;
+        drop(state);
+        self.make_durable(end, epoch).map(drop)
     }
 
     fn is_same_store(&self, other: &DataStore) -> Result<bool> {
