@@ -566,11 +566,27 @@ fn catch_up(
 }
 
 impl Drop for DataStore {
-    /// Leaves an index snapshot for the next open of a large store.
+    /// Leaves an index snapshot for the next open of a large store, then
+    /// releases the write lock.
     fn drop(&mut self) {
         if self.options.read_only {
             return;
         }
+        self.save_snapshot();
+        // Unlock explicitly instead of relying on closing the descriptor: a
+        // child process that another thread is spawning holds a copy of every
+        // descriptor until it calls exec, and a `flock` lives as long as any
+        // copy of its descriptor does, so a writer opening right after this
+        // drop could still find the store locked.
+        if let Some(lock) = self.lock_state().lock.take() {
+            let _ = lock.unlock();
+        }
+    }
+}
+
+impl DataStore {
+    /// Writes the index sidecar when the store is large and it is stale.
+    fn save_snapshot(&self) {
         let state = self.lock_state();
         let stale = state.snapshot_tail != Some(state.tail);
         let undamaged = self.damage.lock().is_ok_and(|d| d.is_empty());
