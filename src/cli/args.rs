@@ -23,7 +23,8 @@ macro_rules! exit_codes {
 /// Builds an `after_help` text: examples of one command, then the exit codes.
 macro_rules! help_with_examples {
     ($($line:literal),+ $(,)?) => {
-        concat!("Examples:\n", $("  ", $line, "\n",)+ "\n", "Exit codes: 0 ok, 1 error, 2 usage, 3 key not found, 4 damage, 5 locked, 6 not a store, 7 permission denied")
+        concat!("Examples:\n", $("  ", $line, "\n",)+ "\n", "Exit codes: 0 ok, 1 error, 2 usage, 3 key not found, 4 damage found,\n",
+            "            5 locked, 6 not a store, 7 permission denied (details: mmblob --help)")
     };
 }
 
@@ -55,7 +56,7 @@ pub struct Args {
         value_name = "PATH"
     )]
     pub store: Option<PathBuf>,
-    /// Print machine-readable JSON (ls, stat, verify, compact, demo); sizes in exact bytes
+    /// Print JSON (ls, stat, verify, compact, demo), with sizes in bytes
     #[arg(long, global = true)]
     pub json: bool,
     /// What to do

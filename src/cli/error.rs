@@ -97,6 +97,12 @@ impl CliError {
             Error::Io { ref source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
                 CliError::permission_denied(store)
             }
+            Error::Io { ref source, .. } if source.kind() == io::ErrorKind::NotFound => {
+                CliError::new(
+                    Exit::Failure,
+                    format!("{err}; check that the directory of {path} exists"),
+                )
+            }
             other => CliError::new(Exit::Failure, other.to_string()),
         }
     }

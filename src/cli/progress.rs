@@ -2,14 +2,16 @@
 
 use std::io::IsTerminal;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
+
+use crate::cli::output;
 
 /// Values at least this large get a progress bar in `put` and `get`.
 pub const LARGE_VALUE: u64 = 16 << 20;
 
 const BYTES_TEMPLATE: &str = "{msg:>10} [{bar:32}] {binary_bytes}/{binary_total_bytes} \
      {binary_bytes_per_sec} ETA {eta}";
-const COUNT_TEMPLATE: &str = "{msg:>10} [{bar:32}] {human_pos}/{human_len} {per_sec} ETA {eta}";
+const COUNT_TEMPLATE: &str = "{msg:>10} [{bar:32}] {human_pos}/{human_len} {rate} ETA {eta}";
 const STREAM_TEMPLATE: &str = "{msg:>10} {spinner} {binary_bytes} {binary_bytes_per_sec}";
 
 /// A bar counting `total` bytes.
@@ -44,6 +46,12 @@ fn bar(total: Option<u64>, label: &'static str, template: &str) -> ProgressBar {
     };
     let style = ProgressStyle::with_template(template)
         .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .with_key(
+            "rate",
+            |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", output::count(state.per_sec() as u64));
+            },
+        )
         .progress_chars("=> ");
     ProgressBar::with_draw_target(total, target)
         .with_style(style)
