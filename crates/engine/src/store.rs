@@ -284,6 +284,14 @@ fn open_file(path: &Path, options: &OpenOptions) -> Result<(File, Option<File>)>
     // Compaction may rename a new file over the path between our open and our
     // lock; then the lock is on a stale file and we try again.
     for _ in 0..16 {
+        // Look before opening: opening a FIFO for reading blocks until some
+        // other process opens it for writing, so a read-only open of a named
+        // pipe would hang instead of failing with `NotAFile`.
+        if std::fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+            return Err(Error::NotAFile {
+                path: path.to_path_buf(),
+            });
+        }
         let file = match std::fs::OpenOptions::new()
             .read(true)
             .write(!options.read_only)
