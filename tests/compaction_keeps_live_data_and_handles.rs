@@ -439,3 +439,68 @@ fn readers_and_writers_in_other_threads_run_through_compaction() {
     check(&store);
     assert!(store.verify().expect("verify").is_ok());
 }
+
+#[test]
+fn compaction_refuses_to_hide_a_damaged_live_value() {
+    let (dir, path) = temp_store();
+    let store = DataStore::open(&path).expect("open");
+    store.write(b"damaged", &[1u8; 1000]).expect("write");
+    store.write(b"dead", &[3u8; 1000]).expect("write");
+    let damaged_at = store
+        .read(b"damaged")
+        .expect("read")
+        .expect("present")
+        .offset_range();
+    let dead_at = store
+        .read(b"dead")
+        .expect("read")
+        .expect("present")
+        .offset_range();
+    store.write(b"dead", b"overwritten").expect("overwrite");
+    store.write(b"intact", b"tail entry").expect("write");
+    drop(store);
+    // Flip a byte inside a live value and one inside an overwritten one.
+    let mut bytes = std::fs::read(&path).expect("read file");
+    bytes[damaged_at.start as usize + 10] ^= 0xff;
+    bytes[dead_at.start as usize + 10] ^= 0xff;
+    std::fs::write(&path, &bytes).expect("write file");
+
+    let store = DataStore::open(&path).expect("lenient open");
+    let err = store
+        .compact()
+        .expect_err("compaction must not launder damage");
+    assert!(matches!(err, Error::Corrupt { .. }), "{err:?}");
+    assert!(
+        err.to_string().contains("\"damaged\""),
+        "names the key: {err}"
+    );
+    assert_eq!(
+        std::fs::read(&path).expect("read file"),
+        bytes,
+        "store unchanged"
+    );
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("list")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(names, ["s.mmblob"], "no temporary file left");
+    assert!(
+        store
+            .damage()
+            .iter()
+            .any(|d| d.range.contains(&damaged_at.start)),
+        "the damaged entry is recorded: {:?}",
+        store.damage()
+    );
+    assert_eq!(store.verify().expect("verify").damaged.len(), 2);
+
+    // Rewriting the damaged key lets compaction drop both damaged entries.
+    store.write(b"damaged", b"rewritten").expect("rewrite");
+    let stats = store.compact().expect("compact after the rewrite");
+    assert_eq!(stats.entries_kept, 3);
+    assert!(store.verify().expect("verify").is_ok());
+    assert_eq!(
+        store.read(b"damaged").expect("read").as_deref(),
+        Some(&b"rewritten"[..])
+    );
+}

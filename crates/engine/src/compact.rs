@@ -19,9 +19,10 @@ use mmblob_entry::format::{HEADER_LEN, Header};
 use tracing::{info, info_span};
 
 use crate::append::Appender;
+use crate::damage::{Damage, DamageKind};
 use crate::error::{Error, Result};
 use crate::index::{Index, shard_of};
-use crate::recovery::{Ctx, key_in, walk};
+use crate::recovery::{Ctx, Found, key_in, walk};
 use crate::store::{
     DataStore, LiveTotals, State, io_err, map_capacity, new_store_id, parent_dir, sync_dir,
 };
@@ -57,7 +58,10 @@ impl DataStore {
     /// with it, online. See the module docs for the crash analysis.
     ///
     /// # Errors
-    /// [`Error::ReadOnly`], [`Error::Io`]; on error the store is unchanged.
+    /// [`Error::ReadOnly`], [`Error::Io`]; [`Error::Corrupt`] when a live
+    /// value fails its checksum (it is recorded in [`DataStore::damage`];
+    /// delete or rewrite that key, then compact). On error the store is
+    /// unchanged.
     pub fn compact(&self) -> Result<CompactStats> {
         self.compact_with_progress(|_| {})
     }
@@ -193,6 +197,12 @@ impl DataStore {
                 };
                 let layout = found.layout;
                 let value = &bytes[layout.payload_start as usize..layout.key_start as usize];
+                // The copy gets a fresh checksum: copying a damaged value would
+                // make its damage undetectable, so refuse instead.
+                let got = found.trailer.compute_crc(ctx.store_id, value, key);
+                if got != found.trailer.crc {
+                    return Err(self.damaged_live_value(&found, key, got));
+                }
                 appender.push(key, value, false, false, i);
                 copied += layout.payload_len;
             }
@@ -206,6 +216,27 @@ impl DataStore {
             progress(copied);
         }
         Ok((tail, tables))
+    }
+
+    /// Records a live entry that fails its checksum; the error for `compact`.
+    fn damaged_live_value(&self, found: &Found, key: &[u8], got: u32) -> Error {
+        let damage = Damage {
+            range: found.layout.prev_end..found.end(),
+            kind: DamageKind::ChecksumMismatch {
+                key: key.to_vec(),
+                expected: found.trailer.crc,
+                got,
+            },
+        };
+        let err = Error::Corrupt {
+            offset: found.layout.payload_start,
+            reason: format!(
+                "{damage}; compaction would hide the damage, so it stopped: \
+                 delete or rewrite the key, then compact"
+            ),
+        };
+        self.record_damage(vec![damage]);
+        err
     }
 }
 
