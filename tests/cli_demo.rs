@@ -78,3 +78,33 @@ fn demo_prints_a_table_and_keeps_a_store_given_with_store() {
         "an existing store is never reused"
     );
 }
+
+#[test]
+fn ctrl_c_removes_the_temporary_store() {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mmblob"))
+        .arg("demo")
+        .env_remove("MMBLOB_STORE")
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mmblob demo");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut header = String::new();
+    stderr.read_line(&mut header).expect("header line");
+    let store = header.trim_end().rsplit(" in ").next().expect("store path");
+    let dir = std::path::Path::new(store)
+        .parent()
+        .expect("temp dir")
+        .to_owned();
+    assert!(dir.exists(), "{header}");
+    let interrupted = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(interrupted.success());
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(130));
+    assert!(!dir.exists(), "{} left behind", dir.display());
+}

@@ -141,11 +141,21 @@ pub enum Command {
 /// Arguments of `mmblob demo`.
 #[derive(Debug, ClapArgs)]
 pub struct DemoArgs {
-    /// Number of small entries to write
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    /// Number of small entries to write (at most 100,000,000)
+    #[arg(
+        long,
+        default_value_t = 1_000_000,
+        value_name = "N",
+        value_parser = clap::value_parser!(u64).range(..=100_000_000)
+    )]
     pub entries: u64,
     /// Size of the large streamed value, in MiB
-    #[arg(long, default_value_t = 1024, value_name = "MIB")]
+    #[arg(
+        long,
+        default_value_t = 1024,
+        value_name = "MIB",
+        value_parser = clap::value_parser!(u64).range(..=1 << 20)
+    )]
     pub size_mb: u64,
 }
 

@@ -104,7 +104,20 @@ fn demo_path(store_path: Option<&Path>) -> CliResult<(PathBuf, Option<TempDir>)>
                 &e,
             )
         })?;
+    remove_on_interrupt(temp.path());
     Ok((temp.path().join("demo.mmblob"), Some(temp)))
+}
+
+/// Removes the temporary `dir` (a GiB or more) when the user presses Ctrl-C,
+/// then exits with the status a shell gives an interrupted command.
+fn remove_on_interrupt(dir: &Path) {
+    let dir = dir.to_path_buf();
+    // Fails only when a handler is already installed; the demo installs one.
+    let _ = ctrlc::set_handler(move || {
+        let _ = fs::remove_dir_all(&dir);
+        eprintln!("\ninterrupted; removed {}", dir.display());
+        std::process::exit(130);
+    });
 }
 
 /// The demo's store and what it has measured so far.
