@@ -33,8 +33,8 @@ struct Found {
 /// Runs `import`.
 pub fn run(store_path: &Path, args: &ImportArgs) -> CliResult {
     let started = Instant::now();
+    let (files, skipped) = collect(&args.dir, store_path)?;
     let db = store::open_writable(store_path, true)?;
-    let (files, skipped) = collect(&args.dir, &db)?;
     let total: u64 = files.iter().map(|f| f.len).sum();
     let bar = progress::bytes(total, "import");
     let (small, large): (Vec<&Found>, Vec<&Found>) =
@@ -60,8 +60,9 @@ pub fn run(store_path: &Path, args: &ImportArgs) -> CliResult {
     Ok(())
 }
 
-/// Every regular file under `dir`, sorted by key, and how many entries were skipped.
-fn collect(dir: &Path, db: &DataStore) -> CliResult<(Vec<Found>, u64)> {
+/// Every regular file under `dir` but the store itself, sorted by key, and
+/// how many entries were skipped.
+fn collect(dir: &Path, store_path: &Path) -> CliResult<(Vec<Found>, u64)> {
     let meta = fs::metadata(dir).map_err(|e| CliError::io("cannot read directory", dir, &e))?;
     if !meta.is_dir() {
         return Err(CliError::new(
@@ -72,7 +73,7 @@ fn collect(dir: &Path, db: &DataStore) -> CliResult<(Vec<Found>, u64)> {
             ),
         ));
     }
-    let store_id = fs::metadata(db.path()).map(|m| (m.dev(), m.ino())).ok();
+    let store_id = fs::metadata(store_path).map(|m| (m.dev(), m.ino())).ok();
     let mut found = Vec::new();
     let mut skipped = 0;
     let mut pending = vec![dir.to_path_buf()];

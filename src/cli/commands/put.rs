@@ -1,7 +1,7 @@
 //! `mmblob put KEY [FILE]`: store a file or standard input, streamed.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io::{self, IsTerminal, Read};
 use std::path::Path;
 use std::time::Instant;
 
@@ -32,6 +32,9 @@ pub fn run(store_path: &Path, args: &PutArgs) -> CliResult {
 /// The value's source and a progress bar fitting its size.
 fn open_source(file: Option<&Path>) -> CliResult<(Box<dyn Read>, ProgressBar)> {
     let Some(path) = file else {
+        if io::stdin().is_terminal() {
+            eprintln!("reading the value from standard input; end it with Ctrl-D");
+        }
         return Ok((Box::new(io::stdin().lock()), progress::stream("put")));
     };
     let opened = File::open(path).map_err(|e| CliError::io("cannot read", path, &e))?;

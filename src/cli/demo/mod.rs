@@ -11,6 +11,7 @@ mod report;
 
 use std::fs;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mmblob::DataStore;
@@ -33,8 +34,23 @@ const LARGE_KEY: &[u8] = b"demo/large";
 /// Seed of the large value's generator.
 const LARGE_SEED: u64 = 0x6d6d_626c_6f62;
 
+/// Set by the Ctrl-C handler before it removes the temporary store.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
 /// Runs `demo`.
 pub fn run(store_path: Option<&Path>, args: &DemoArgs, json: bool) -> CliResult {
+    let result = run_demo(store_path, args, json);
+    if result.is_err() && INTERRUPTED.load(Ordering::SeqCst) {
+        // The Ctrl-C handler is removing the store under our feet and will
+        // exit with status 130: errors caused by that are not worth a word.
+        loop {
+            std::thread::park();
+        }
+    }
+    result
+}
+
+fn run_demo(store_path: Option<&Path>, args: &DemoArgs, json: bool) -> CliResult {
     let started = Instant::now();
     let (path, temp) = demo_path(store_path)?;
     eprintln!(
@@ -49,25 +65,8 @@ pub fn run(store_path: Option<&Path>, args: &DemoArgs, json: bool) -> CliResult 
         entries: args.entries,
         steps: Vec::new(),
     };
-    demo.write_small()?;
-    demo.stream_large(args.size_mb << 20)?;
-    demo.random_reads()?;
-    demo.parallel_iter()?;
-    demo.verify()?;
-    demo.churn()?;
-    let (before, after) = demo.compact()?;
-    demo.reopen()?;
-    let report = DemoReport {
-        store: demo.path.display().to_string(),
-        kept: temp.is_none(),
-        live_entries: demo.db.len() as u64,
-        index_memory_bytes: demo.db.index_memory_bytes() as u64,
-        steps: demo.steps,
-        file_size_before_compact: before,
-        file_size_after_compact: after,
-        total_seconds: started.elapsed().as_secs_f64(),
-    };
-    drop(demo.db);
+    let sizes = demo.run_steps(args.size_mb << 20)?;
+    let report = demo.into_report(sizes, temp.is_none(), started);
     drop(temp);
     let mut out = Out::new();
     if json {
@@ -114,6 +113,7 @@ fn remove_on_interrupt(dir: &Path) {
     let dir = dir.to_path_buf();
     // Fails only when a handler is already installed; the demo installs one.
     let _ = ctrlc::set_handler(move || {
+        INTERRUPTED.store(true, Ordering::SeqCst);
         let _ = fs::remove_dir_all(&dir);
         eprintln!("\ninterrupted; removed {}", dir.display());
         std::process::exit(130);
@@ -129,6 +129,33 @@ struct Demo {
 }
 
 impl Demo {
+    /// Runs every step; returns the file size before and after compaction.
+    fn run_steps(&mut self, large_len: u64) -> CliResult<(u64, u64)> {
+        self.write_small()?;
+        self.stream_large(large_len)?;
+        self.random_reads()?;
+        self.parallel_iter()?;
+        self.verify()?;
+        self.churn()?;
+        let sizes = self.compact()?;
+        self.reopen()?;
+        Ok(sizes)
+    }
+
+    /// The report of a finished demo; closes the store.
+    fn into_report(self, (before, after): (u64, u64), kept: bool, started: Instant) -> DemoReport {
+        DemoReport {
+            store: self.path.display().to_string(),
+            kept,
+            live_entries: self.db.len() as u64,
+            index_memory_bytes: self.db.index_memory_bytes() as u64,
+            steps: self.steps,
+            file_size_before_compact: before,
+            file_size_after_compact: after,
+            total_seconds: started.elapsed().as_secs_f64(),
+        }
+    }
+
     fn store_err(&self, err: mmblob::Error) -> CliError {
         CliError::store(&self.path, err)
     }
