@@ -18,6 +18,15 @@ pub fn small_key(i: u64) -> [u8; KEY_LEN] {
     key
 }
 
+/// The `i` of a key made by [`small_key`], or `None` for other keys.
+pub fn small_index(key: &[u8]) -> Option<u64> {
+    let digits = key.strip_prefix(KEY_PREFIX.as_slice())?;
+    if digits.len() != KEY_LEN - KEY_PREFIX.len() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(digits.iter().fold(0, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
 /// Appends the value of small entry `i` in `generation` (0 when first
 /// written, 1 after an overwrite) to `out`: 16 to 128 bytes that start with
 /// [`tag`] and repeat its low byte.
@@ -138,6 +147,13 @@ mod tests {
     fn keys_are_fixed_width() {
         assert_eq!(&small_key(42), b"demo/small/00000042");
         assert_eq!(&small_key(99_999_999), b"demo/small/99999999");
+    }
+
+    #[test]
+    fn small_keys_parse_back() {
+        assert_eq!(small_index(&small_key(1234)), Some(1234));
+        assert_eq!(small_index(b"demo/large"), None);
+        assert_eq!(small_index(b"demo/small/0000000x"), None);
     }
 
     #[test]
