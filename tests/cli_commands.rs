@@ -307,9 +307,10 @@ fn import_then_export_round_trips_a_directory_tree() {
 }
 
 #[test]
-fn import_skips_the_store_file_inside_the_directory() {
+fn import_skips_the_store_and_its_sidecar_files_inside_the_directory() {
     let cli = Cli::new();
     std::fs::write(cli.path("note.txt"), b"hi").expect("write");
+    std::fs::write(cli.path("test.mmblob.index"), b"a snapshot").expect("write");
     cli.ok(&["import", path_str(cli.dir.path())]);
     assert_eq!(cli.ok(&["ls"]), b"note.txt\n");
 }

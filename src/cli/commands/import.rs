@@ -1,7 +1,7 @@
 //! `mmblob import DIR`: store every file under DIR, keyed by its relative path.
 
+use std::ffi::OsString;
 use std::fs::{self, File};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -73,7 +73,7 @@ fn collect(dir: &Path, store_path: &Path) -> CliResult<(Vec<Found>, u64)> {
             ),
         ));
     }
-    let store_id = fs::metadata(store_path).map(|m| (m.dev(), m.ino())).ok();
+    let own = OwnFiles::of(store_path);
     let mut found = Vec::new();
     let mut skipped = 0;
     let mut pending = vec![dir.to_path_buf()];
@@ -88,7 +88,7 @@ fn collect(dir: &Path, store_path: &Path) -> CliResult<(Vec<Found>, u64)> {
                 .map_err(|e| CliError::io("cannot read", &path, &e))?;
             if meta.is_dir() {
                 pending.push(path);
-            } else if meta.is_file() && Some((meta.dev(), meta.ino())) != store_id {
+            } else if meta.is_file() && !own.contains(&path) {
                 found.push(found_file(dir, path, meta.len())?);
             } else {
                 skipped += 1;
@@ -97,6 +97,41 @@ fn collect(dir: &Path, store_path: &Path) -> CliResult<(Vec<Found>, u64)> {
     }
     found.sort_unstable_by(|a, b| a.key.cmp(&b.key));
     Ok((found, skipped))
+}
+
+/// The store file and the files the library keeps beside it (index
+/// snapshot, compaction temporary), which import must never read.
+struct OwnFiles {
+    /// The store's directory, canonical; `None` if it does not exist.
+    dir: Option<PathBuf>,
+    names: [OsString; 3],
+}
+
+impl OwnFiles {
+    fn of(store_path: &Path) -> Self {
+        let name = store_path.file_name().unwrap_or_default();
+        let with = |before: &str, after: &str| {
+            let mut full = OsString::from(before);
+            full.push(name);
+            full.push(after);
+            full
+        };
+        let parent = match store_path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        OwnFiles {
+            dir: parent.canonicalize().ok(),
+            names: [with("", ""), with("", ".index"), with(".", ".compacting")],
+        }
+    }
+
+    fn contains(&self, path: &Path) -> bool {
+        let named = path
+            .file_name()
+            .is_some_and(|n| self.names.iter().any(|own| own == n));
+        named && self.dir.is_some() && path.parent().and_then(|p| p.canonicalize().ok()) == self.dir
+    }
 }
 
 fn found_file(dir: &Path, path: PathBuf, len: u64) -> CliResult<Found> {
