@@ -61,7 +61,8 @@ impl DataStore {
     /// [`Error::ReadOnly`], [`Error::Io`]; [`Error::Corrupt`] when a live
     /// value fails its checksum (it is recorded in [`DataStore::damage`];
     /// delete or rewrite that key, then compact). On error the store is
-    /// unchanged.
+    /// unchanged, except when only the final directory sync fails: then the
+    /// compacted file is already the store and in use.
     pub fn compact(&self) -> Result<CompactStats> {
         self.compact_with_progress(|_| {})
     }
@@ -141,9 +142,9 @@ impl DataStore {
             .map_err(|e| io_err(temp, "mapping", e))?;
         std::fs::rename(temp, &self.path)
             .map_err(|e| io_err(&self.path, "renaming the compacted file over", e))?;
-        sync_dir(&parent_dir(&self.path))
-            .map_err(|e| io_err(&self.path, "syncing the directory of", e))?;
 
+        // The new file is the store now: switch to it before anything else
+        // can fail, or later writes would go to the old, unlinked file.
         let new_map = Arc::new(new_map);
         self.index.replace(tables, &new_map);
         let before = state.tail;
@@ -160,6 +161,10 @@ impl DataStore {
             ..state.live
         };
         self.tail.store(tail, Ordering::Release);
+        sync_dir(&parent_dir(&self.path)).map_err(|e| {
+            let doing = "syncing the directory (the compacted file is in use) of";
+            io_err(&self.path, doing, e)
+        })?;
         let kept = live.len() as u64;
         Ok(CompactStats {
             bytes_before: before,
