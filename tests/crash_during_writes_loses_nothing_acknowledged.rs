@@ -2,7 +2,8 @@
 //! random moments, again and again on the same store. After every kill the
 //! store opens, every write the child acknowledged is there with its exact
 //! bytes, every acknowledged delete holds, every value found at all is
-//! intact, every batch is there completely or not at all, `verify()` finds
+//! intact, every batch is there completely or not at all, a rename (a
+//! two-entry batch) has happened or not but never half, `verify()` finds
 //! nothing, and the store takes new writes.
 
 mod support;
@@ -46,6 +47,11 @@ fn batch_of(key: &str) -> Option<(String, usize)> {
     let (id, _member) = rest.rsplit_once('.')?;
     let size = id.rsplit_once('.')?.1.parse().ok()?;
     Some((id.to_owned(), size))
+}
+
+/// A renamed key is the old key with an `m` in front and keeps its value.
+fn expected_value(key: &str) -> Vec<u8> {
+    value_for(key.strip_prefix('m').unwrap_or(key).as_bytes())
 }
 
 /// The child: opens the store (recovering whatever the last kill left) and
@@ -102,8 +108,17 @@ fn child_writer() {
                     continue;
                 }
                 let key = deletable.swap_remove(rng.below(deletable.len() as u64) as usize);
-                assert!(store.delete(key.as_bytes()).expect("child: delete"));
-                child::say(&format!("del {key}"));
+                if rng.one_in(2) {
+                    assert!(store.delete(key.as_bytes()).expect("child: delete"));
+                    child::say(&format!("del {key}"));
+                } else {
+                    child::say(&format!("renaming {key}"));
+                    let new = format!("m{key}");
+                    store
+                        .rename(key.as_bytes(), new.as_bytes())
+                        .expect("child: rename");
+                    child::say(&format!("renamed {key}"));
+                }
             }
         }
     }
@@ -116,6 +131,8 @@ struct Acked {
     present: BTreeSet<String>,
     deleted: BTreeSet<String>,
     batches: BTreeSet<String>,
+    /// Renames begun: acknowledged ones are also in `present`/`deleted`.
+    renames: BTreeSet<String>,
 }
 
 impl Acked {
@@ -127,6 +144,12 @@ impl Acked {
             self.deleted.insert(key.to_owned());
         } else if let Some(id) = event.strip_prefix("batch b") {
             self.batches.insert(id.to_owned());
+        } else if let Some(key) = event.strip_prefix("renaming ") {
+            self.renames.insert(key.to_owned());
+        } else if let Some(key) = event.strip_prefix("renamed ") {
+            assert!(self.present.remove(key), "child renamed an unknown key");
+            self.deleted.insert(key.to_owned());
+            self.present.insert(format!("m{key}"));
         }
     }
 }
@@ -147,7 +170,7 @@ fn check(path: &Path, acked: &Acked, round: u64) {
             .expect("read")
             .unwrap_or_else(|| panic!("round {round}: acknowledged write of {key} is lost"));
         assert!(
-            *entry == *value_for(key.as_bytes()),
+            *entry == *expected_value(key),
             "round {round}: value of {key} changed"
         );
     }
@@ -161,7 +184,7 @@ fn check(path: &Path, acked: &Acked, round: u64) {
     for entry in store.iter_entries() {
         let key = std::str::from_utf8(entry.key()).expect("test keys are text");
         assert!(
-            *entry == *value_for(entry.key()),
+            *entry == *expected_value(key),
             "round {round}: value of unacknowledged {key} is not intact"
         );
         if let Some((id, size)) = batch_of(key) {
@@ -175,6 +198,14 @@ fn check(path: &Path, acked: &Acked, round: u64) {
         assert!(
             batches.contains_key(id),
             "round {round}: acknowledged batch {id} is lost"
+        );
+    }
+    for key in &acked.renames {
+        let old = store.exists(key.as_bytes()).expect("exists");
+        let new = store.exists(format!("m{key}").as_bytes()).expect("exists");
+        assert!(
+            old != new,
+            "round {round}: rename of {key} is half done ({old}, {new})"
         );
     }
     let report = store.verify().expect("verify");

@@ -6,8 +6,10 @@
 //! `batch_write` and `write_stream` in turn. The failing call returns
 //! `Error::Io`, the file ends exactly where the previous entry ended (no
 //! partial entry), the tail does not move, earlier values still read back,
-//! and once the limit is raised the next write succeeds. The parent then
-//! reopens the store and finds every acknowledged entry and no failed one.
+//! and once the limit is raised the next write succeeds. A compaction
+//! without room for its new file fails the same way and changes nothing.
+//! The parent then reopens the store and finds every acknowledged entry and
+//! no failed one.
 
 mod support;
 
@@ -174,6 +176,42 @@ fn child_writes_until_the_disk_is_full() {
         keys.iter().for_each(|k| child::say(&format!("ack {k}")));
         assert_all_read_back(&store, &acked, &failed);
     }
+
+    // Compaction needs room for a whole new file. Without it, it fails,
+    // leaves no temporary file behind and changes nothing in the store.
+    let tail = store.file_size().expect("size");
+    limit_file_size(Some(tail / 2));
+    match store.compact() {
+        Err(Error::Io { source, .. }) => {
+            assert_eq!(
+                source.raw_os_error(),
+                Some(libc::EFBIG),
+                "compact: {source}"
+            )
+        }
+        other => panic!("compaction without room: {other:?}"),
+    }
+    limit_file_size(None);
+    assert_eq!(
+        file_len(&path),
+        tail,
+        "a failed compaction changed the store"
+    );
+    let dir = path.parent().expect("store directory");
+    for entry in std::fs::read_dir(dir).expect("list") {
+        let name = entry.expect("entry").file_name();
+        assert!(
+            !name.to_string_lossy().contains("compacting"),
+            "a failed compaction left {name:?}"
+        );
+    }
+    assert_all_read_back(&store, &acked, &failed);
+    let stats = store.compact().expect("compaction with room");
+    assert!(stats.bytes_after <= stats.bytes_before);
+    assert_all_read_back(&store, &acked, &failed);
+    let (keys, result) = attempt(&store, "write", n);
+    result.expect("a write after compaction");
+    keys.iter().for_each(|k| child::say(&format!("ack {k}")));
     child::say("done");
 }
 
