@@ -370,14 +370,14 @@ fn the_store_comes_from_the_environment_or_defaults_to_the_current_directory() {
     let mut put = Command::new(env!("CARGO_BIN_EXE_mmblob"));
     put.args(["put", "k", "/dev/null"])
         .env("MMBLOB_STORE", &from_env);
-    assert!(put.status().expect("run").success());
+    assert!(put.output().expect("run").status.success());
     assert!(from_env.exists());
 
     let mut put = Command::new(env!("CARGO_BIN_EXE_mmblob"));
     put.args(["put", "k", "/dev/null"])
         .env_remove("MMBLOB_STORE")
         .current_dir(cli.dir.path());
-    assert!(put.status().expect("run").success());
+    assert!(put.output().expect("run").status.success());
     assert!(cli.path("store.mmblob").exists());
 }
 

@@ -139,6 +139,17 @@ fn put_of_a_missing_input_file_names_it() {
 }
 
 #[test]
+fn put_of_an_unreadable_input_blames_the_input_and_stores_nothing() {
+    let cli = Cli::new();
+    let input = cli.path("a-directory");
+    std::fs::create_dir(&input).expect("mkdir");
+    let output = cli.run("s.mmblob", &["put", "k", input.to_str().expect("UTF-8")]);
+    assert_fails(&output, 1, &["cannot read", "a-directory"]);
+    let get = cli.run("s.mmblob", &["get", "k"]);
+    assert_eq!(get.status.code(), Some(3), "nothing is stored");
+}
+
+#[test]
 fn usage_errors_exit_2() {
     let cli = Cli::new();
     assert_eq!(cli.run("s.mmblob", &["frobnicate"]).status.code(), Some(2));

@@ -95,7 +95,13 @@ impl CliError {
             ),
             Error::ReadOnly { .. } => CliError::permission_denied(store),
             Error::Io { ref source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {
-                CliError::permission_denied(store)
+                CliError::new(
+                    Exit::PermissionDenied,
+                    format!(
+                        "{err}; check the permissions of {path} and of its directory, \
+                         or choose another store with --store"
+                    ),
+                )
             }
             Error::Io { ref source, .. } if source.kind() == io::ErrorKind::NotFound => {
                 CliError::new(

@@ -9,6 +9,7 @@ use indicatif::ProgressBar;
 use mmblob::DataStore;
 use rayon::prelude::*;
 
+use super::put::Source;
 use crate::cli::args::ImportArgs;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::{output, progress, store};
@@ -197,8 +198,9 @@ fn import_large(
     for file in files {
         let source =
             File::open(&file.path).map_err(|e| CliError::io("cannot read", &file.path, &e))?;
-        db.write_stream(&file.key, &mut bar.wrap_read(source))
-            .map_err(|e| super::put::source_error(store_path, Some(&file.path), e))?;
+        let mut source = Source::new(bar.wrap_read(source));
+        db.write_stream(&file.key, &mut source)
+            .map_err(|e| source.blame(&file.path.display().to_string(), store_path, e))?;
     }
     Ok(())
 }
