@@ -275,6 +275,20 @@ fn verify_passes_a_sound_store_and_fails_a_damaged_one_with_status_4() {
         pattern(4096),
         "other entries stay readable"
     );
+
+    let get = cli.run(&["get", "first"]);
+    assert_eq!(get.status.code(), Some(4), "get checks the checksum");
+    assert!(get.stdout.is_empty());
+    assert_eq!(cli.ok(&["get", "--no-verify", "first"]).len(), 4096);
+
+    let target = cli.path("out");
+    let export = cli.run(&["export", path_str(&target)]);
+    assert_eq!(export.status.code(), Some(4));
+    assert!(!target.join("first").exists());
+    assert_eq!(
+        std::fs::read(target.join("third")).expect("exported"),
+        pattern(4096)
+    );
 }
 
 #[test]

@@ -13,7 +13,7 @@ macro_rules! exit_codes {
   1  error (I/O failure, missing store, refused export keys, ...)
   2  usage error (bad arguments, empty or oversized key)
   3  key not found (get, del)
-  4  damage found (verify, or a damaged store header)
+  4  damage found (verify; get and export of a damaged value; a damaged store header)
   5  store locked by another process that writes to it
   6  not an mmblob store (other file, directory, unsupported format version)
   7  permission denied (read-only store file or directory)"
@@ -91,7 +91,7 @@ pub enum Command {
         "echo hello | mmblob --store greetings.mmblob put hi",
     ))]
     Put(PutArgs),
-    /// Write a value to standard output or to a file, streamed
+    /// Write a value to standard output or to a file, streamed, after checking its checksum
     #[command(after_help = help_with_examples!(
         "mmblob get config.toml",
         "mmblob get backups/photos.tar | tar x",
@@ -130,7 +130,7 @@ pub enum Command {
         "mmblob --store site.mmblob import public",
     ))]
     Import(ImportArgs),
-    /// Write every value to a file under DIR named by its key (the reverse of import)
+    /// Write every value to a file under DIR named by its key (the reverse of import); damaged values are skipped
     #[command(after_help = help_with_examples!(
         "mmblob export ./restored",
         "mmblob export ./photos --prefix photos/",
@@ -176,6 +176,9 @@ pub struct GetArgs {
     /// Write the value to this file instead of standard output
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    /// Do not check the value's checksum first (faster; damaged bytes are written as they are)
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// Arguments of `mmblob del`.

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
-use mmblob::EntryHandle;
+use mmblob::{DataStore, EntryHandle};
 use rayon::prelude::*;
 
 use crate::cli::args::ExportArgs;
@@ -17,38 +17,102 @@ use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::{output, progress, store};
 
 /// Runs `export`. Keys that are not safe relative paths (absolute, with
-/// `..`, `.` or empty components) are refused: they are listed, the other
-/// keys are exported, and the command fails at the end.
+/// `..`, `.` or empty components) are refused and values that fail their
+/// checksum are skipped: both are listed, everything else is exported, and
+/// the command fails at the end.
 pub fn run(store_path: &Path, args: &ExportArgs) -> CliResult {
     let started = Instant::now();
     let db = store::open_read_only(store_path)?;
-    let prefix = args.prefix.as_deref().map_or(&[][..], OsStr::as_bytes);
-    let (safe, refused): (Vec<_>, Vec<_>) = db
-        .iter_entries()
-        .filter(|e| e.key().starts_with(prefix))
-        .map(|e| (relative_path(e.key()), e))
-        .partition(|(path, _)| path.is_some());
-    let files: Vec<(PathBuf, EntryHandle)> = safe
-        .into_iter()
-        .filter_map(|(path, e)| Some((args.dir.join(path?), e)))
-        .collect();
-    create_dirs(&args.dir, &files)?;
-    let total: u64 = files.iter().map(|(_, e)| e.len() as u64).sum();
+    let plan = Plan::new(&db, args);
+    create_dirs(&args.dir, &plan.files)?;
+    let total: u64 = plan.files.iter().map(|(_, e)| e.len() as u64).sum();
     let bar = progress::bytes(total, "export");
-    let written = files
+    let written = plan
+        .files
         .par_iter()
         .try_for_each(|(path, entry)| write_file(path, entry, &bar));
     bar.finish_and_clear();
     written?;
     eprintln!(
         "exported {} files ({}) to {} in {} ({})",
-        output::count(files.len() as u64),
+        output::count(plan.files.len() as u64),
         output::bytes(total),
         args.dir.display(),
         output::duration(started.elapsed()),
         output::byte_rate(total, started.elapsed())
     );
-    refuse(&refused)
+    plan.report_left_out()
+}
+
+/// What export writes, and what it leaves out.
+struct Plan {
+    /// Target path and value of every file to write.
+    files: Vec<(PathBuf, EntryHandle)>,
+    /// Entries whose key is not a safe relative path.
+    refused: Vec<EntryHandle>,
+    /// Entries whose value fails its checksum.
+    damaged: Vec<EntryHandle>,
+}
+
+impl Plan {
+    /// Sorts the entries under `--prefix` into files, refused and damaged
+    /// (checksums are checked in parallel).
+    fn new(db: &DataStore, args: &ExportArgs) -> Self {
+        let prefix = args.prefix.as_deref().map_or(&[][..], OsStr::as_bytes);
+        let mut refused = Vec::new();
+        let mut safe = Vec::new();
+        for entry in db.iter_entries().filter(|e| e.key().starts_with(prefix)) {
+            match relative_path(entry.key()) {
+                Some(path) => safe.push((args.dir.join(path), entry)),
+                None => refused.push(entry),
+            }
+        }
+        let (files, damaged): (Vec<_>, Vec<_>) = safe
+            .into_par_iter()
+            .partition(|(_, entry)| entry.verify_checksum());
+        Plan {
+            files,
+            refused,
+            damaged: damaged.into_iter().map(|(_, entry)| entry).collect(),
+        }
+    }
+
+    /// Lists the entries left out; fails when there are any (damage first).
+    fn report_left_out(&self) -> CliResult {
+        for entry in &self.refused {
+            eprintln!(
+                "refused key {}: not a safe relative path",
+                output::key(entry.key())
+            );
+        }
+        for entry in &self.damaged {
+            eprintln!(
+                "skipped key {}: its value fails its checksum",
+                output::key(entry.key())
+            );
+        }
+        if !self.damaged.is_empty() {
+            return Err(CliError::new(
+                Exit::Damage,
+                format!(
+                    "skipped {} damaged value(s); `mmblob verify` tells more, and \
+                     `mmblob get --no-verify KEY -o FILE` salvages the bytes as they are",
+                    self.damaged.len()
+                ),
+            ));
+        }
+        match self.refused.len() {
+            0 => Ok(()),
+            n => Err(CliError::new(
+                Exit::Failure,
+                format!(
+                    "refused {n} key(s) that could write outside the export directory \
+                     (absolute paths, `..`, `.` or empty components); fetch them with \
+                     `mmblob get KEY -o FILE`"
+                ),
+            )),
+        }
+    }
 }
 
 /// The relative path a key names, or `None` if it could point outside the
@@ -116,26 +180,6 @@ fn write_file(path: &Path, entry: &EntryHandle, bar: &ProgressBar) -> CliResult 
         file.flush()
     };
     write().map_err(|e| CliError::io("cannot write", path, &e))
-}
-
-/// Lists the keys that were not exported; fails when there are any.
-fn refuse(refused: &[(Option<PathBuf>, EntryHandle)]) -> CliResult {
-    for (_, entry) in refused {
-        eprintln!(
-            "refused key {}: not a safe relative path",
-            output::key(entry.key())
-        );
-    }
-    match refused.len() {
-        0 => Ok(()),
-        n => Err(CliError::new(
-            Exit::Failure,
-            format!(
-                "refused {n} key(s) that could write outside the export directory (absolute paths, \
-                 `..`, `.` or empty components); fetch them with `mmblob get KEY -o FILE`"
-            ),
-        )),
-    }
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use indicatif::ProgressBar;
 use mmblob::EntryHandle;
 
 use crate::cli::args::GetArgs;
-use crate::cli::error::{CliError, CliResult};
+use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::output::Out;
-use crate::cli::{progress, store};
+use crate::cli::{output, progress, store};
 
 /// Largest piece handed to one `write` call, so progress moves smoothly.
 const CHUNK: usize = 1 << 20;
@@ -23,6 +23,17 @@ pub fn run(store_path: &Path, args: &GetArgs) -> CliResult {
         .read(key)
         .map_err(|e| CliError::store(store_path, e))?
         .ok_or_else(|| CliError::key_not_found(store_path, key))?;
+    if !args.no_verify && !entry.verify_checksum() {
+        return Err(CliError::new(
+            Exit::Damage,
+            format!(
+                "the value of {} in {} fails its checksum, so nothing was written; \
+                 `mmblob get --no-verify` writes the bytes as they are",
+                output::key(key),
+                store_path.display()
+            ),
+        ));
+    }
     let bar = progress::value(entry.len() as u64, "get");
     let result = match args.output.as_deref() {
         Some(path) if path != Path::new("-") => to_file(&entry, path, &bar),

@@ -69,9 +69,9 @@ pub fn run(store_path: &Path, json: bool) -> CliResult {
         n => Err(CliError::new(
             Exit::Damage,
             format!(
-                "{} has {n} damaged stretch(es); every other entry is intact. Recover what \
-                 is readable with `mmblob export DIR`, or drop the damaged entries with \
-                 `mmblob del KEY` and `mmblob compact`",
+                "{} has {n} damaged stretch(es); every other entry is intact. `mmblob export DIR` \
+                 saves the intact values; to drop the damage, delete the damaged keys with \
+                 `mmblob del KEY`, then run `mmblob compact`",
                 store_path.display()
             ),
         )),
