@@ -70,6 +70,28 @@ fn a_file_that_is_not_a_store_exits_6_and_is_left_unchanged() {
 }
 
 #[test]
+fn a_damaged_store_header_exits_4_and_is_left_unchanged() {
+    let cli = Cli::new();
+    assert!(
+        cli.run("s.mmblob", &["put", "k", "/dev/null"])
+            .status
+            .success()
+    );
+    let path = cli.path("s.mmblob");
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[30] ^= 1;
+    std::fs::write(&path, &bytes).expect("damage header");
+    for args in [&["ls"][..], &["verify"], &["put", "k2", "/dev/null"]] {
+        assert_fails(
+            &cli.run("s.mmblob", args),
+            4,
+            &["s.mmblob", "header is damaged"],
+        );
+    }
+    assert_eq!(std::fs::read(&path).expect("read"), bytes);
+}
+
+#[test]
 fn a_directory_as_store_exits_6() {
     let cli = Cli::new();
     std::fs::create_dir(cli.path("dir")).expect("mkdir");

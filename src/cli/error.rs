@@ -89,6 +89,13 @@ impl CliError {
                 Exit::Usage,
                 format!("invalid key of {len} bytes: keys must be 1 to 65535 bytes long"),
             ),
+            Error::Corrupt { offset: 0, .. } => CliError::new(
+                Exit::Damage,
+                format!(
+                    "{path}: {err}; the store header is damaged, so the store cannot be opened \
+                     (the file was left unchanged; restore it from a backup)"
+                ),
+            ),
             Error::Corrupt { .. } | Error::ChecksumMismatch { .. } => CliError::new(
                 Exit::Damage,
                 format!("{path}: {err}; run `mmblob verify` for a full report"),
