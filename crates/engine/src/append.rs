@@ -32,6 +32,9 @@ pub(crate) struct Appended {
     pub(crate) tombstone: bool,
     /// Index of the key in the caller's list.
     pub(crate) position: usize,
+    /// Payload length and whole entry length (padding, key, trailer included).
+    pub(crate) payload_len: u64,
+    pub(crate) size: u64,
 }
 
 /// Entries laid out back to back from `start`, ready to be written at once.
@@ -106,6 +109,8 @@ impl<'a> Appender<'a> {
             end: self.end,
             tombstone,
             position,
+            payload_len,
+            size: self.end - prev_end,
         });
     }
 

@@ -19,6 +19,18 @@ use crate::table::Table;
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
 
+/// One change to the index: `key` now lives in the entry ending at `end`,
+/// or (for a tombstone) no longer lives anywhere.
+pub(crate) struct Change<'k> {
+    pub(crate) hash: u64,
+    pub(crate) end: u64,
+    pub(crate) tombstone: bool,
+    pub(crate) key: &'k [u8],
+    /// Payload length and whole entry length, for the live totals.
+    pub(crate) payload_len: u64,
+    pub(crate) size: u64,
+}
+
 /// One shard's table and the map its offsets point into.
 pub(crate) struct Shard {
     pub(crate) table: Table,
@@ -102,44 +114,40 @@ impl Index {
             .is_some()
     }
 
-    /// Points `key` at the entry ending at `end`; returns the replaced end.
-    /// Only the store's single writer calls this.
-    pub(crate) fn upsert(&self, hash: u64, key: &[u8], end: u64) -> Option<u64> {
-        let index = shard_of(hash);
-        self.grow_if_full(index);
-        let mut guard = self.write(index);
-        let Shard { table, map } = &mut *guard;
-        table.upsert(hash, end, |e| key_at(map, e) == Some(key))
-    }
-
-    /// Removes `key`; returns its end if it was live. Writer only.
-    pub(crate) fn remove(&self, hash: u64, key: &[u8]) -> Option<u64> {
-        let mut guard = self.write(shard_of(hash));
-        let Shard { table, map } = &mut *guard;
-        table.remove(hash, |e| key_at(map, e) == Some(key))
-    }
-
-    /// Points the index at a new entry `(hash, end, tombstone)` whose key is
-    /// `key` (or removes the key for a tombstone) and keeps `live` in step;
-    /// `bytes` is the readable file. Writer (or refresh) only.
-    pub(crate) fn apply(
-        &self,
-        live: &mut LiveTotals,
-        bytes: &[u8],
-        entry: (u64, u64, bool),
-        key: &[u8],
-    ) {
-        let (hash, end, tombstone) = entry;
-        let replaced = if tombstone {
-            self.remove(hash, key)
-        } else {
-            self.upsert(hash, key, end)
-        };
-        if let Some(old) = replaced {
-            live.remove(bytes, old);
+    /// Applies `changes` in order (so within one batch the last change of
+    /// a key wins) and keeps `live` in step; `bytes` is the readable file.
+    /// Each shard's write lock is taken once for all of its changes, so a
+    /// batch costs one lock round trip per shard, not per entry. Only the
+    /// store's single writer (or a read-only handle's refresh) calls this.
+    pub(crate) fn apply(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
+        let mut order: Vec<usize> = (0..changes.len()).collect();
+        // Stable: changes of one key stay in order within their shard.
+        order.sort_by_key(|&i| shard_of(changes[i].hash));
+        let mut replaced = Vec::new();
+        for group in order.chunk_by(|&a, &b| shard_of(changes[a].hash) == shard_of(changes[b].hash))
+        {
+            let index = shard_of(changes[group[0]].hash);
+            self.make_room(index, group.len());
+            let mut guard = self.write(index);
+            let Shard { table, map } = &mut *guard;
+            for &i in group {
+                let change = &changes[i];
+                let is_match = |end| key_at(map, end) == Some(change.key);
+                let old = if change.tombstone {
+                    table.remove(change.hash, is_match)
+                } else {
+                    table.upsert(change.hash, change.end, is_match)
+                };
+                replaced.extend(old);
+            }
         }
-        if !tombstone {
-            live.add(bytes, end);
+        // Adds first: an entry replaced within the same batch was never
+        // counted before, and counting it down first would saturate at zero.
+        for change in changes.iter().filter(|c| !c.tombstone) {
+            live.add_sizes(change.payload_len, change.size);
+        }
+        for old in replaced {
+            live.remove(bytes, old);
         }
     }
 
@@ -158,13 +166,16 @@ impl Index {
             .collect()
     }
 
-    fn grow_if_full(&self, index: usize) {
+    /// Grows shard `index` if `extra` more keys would overfill it. The copy
+    /// is made under the read lock (readers carry on); the write lock is
+    /// held only to swap it in.
+    fn make_room(&self, index: usize, extra: usize) {
         let grown = {
             let shard = self.read(index);
-            if !shard.table.is_full() {
+            if shard.table.has_room(extra) {
                 return;
             }
-            shard.table.grown()
+            shard.table.grown(extra)
         };
         // Only the writer mutates tables, so nothing changed since the copy.
         let old = std::mem::replace(&mut self.write(index).table, grown);

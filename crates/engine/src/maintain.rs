@@ -11,7 +11,7 @@ use tracing::{info, info_span, warn};
 use crate::damage::{Damage, DamageKind, VerifyReport};
 use crate::error::Result;
 use crate::recovery::{Ctx, Found, Walked, key_in, walk};
-use crate::store::{DataStore, State, io_err, load};
+use crate::store::{DataStore, State, changes_oldest_first, io_err, load};
 
 /// Sizes that tell whether compaction is worth it; see [`DataStore::stats`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -145,16 +145,8 @@ impl DataStore {
         let map = Arc::clone(&state.map);
         let bytes = map.readable();
         let mut live = state.live;
-        for entry in fresh.iter().rev() {
-            if let Some(key) = key_in(bytes, entry.end) {
-                self.index.apply(
-                    &mut live,
-                    bytes,
-                    (entry.hash, entry.end, entry.tombstone),
-                    key,
-                );
-            }
-        }
+        self.index
+            .apply(&mut live, bytes, &changes_oldest_first(bytes, fresh));
         state.live = live;
         state.tail = tail;
         self.tail.store(tail, Ordering::Release);

@@ -13,9 +13,9 @@ use tracing::{error, info, info_span, warn};
 
 use crate::damage::Damage;
 use crate::error::{Error, Result};
-use crate::index::{Index, shard_of};
+use crate::index::{Change, Index, shard_of};
 use crate::options::OpenOptions;
-use crate::recovery::{Ctx, key_in, walk};
+use crate::recovery::{Ctx, Walked, key_in, walk};
 use crate::snapshot;
 use crate::table::Table;
 
@@ -537,6 +537,26 @@ pub(crate) fn trailer_crc(map: &Mapping, end: u64) -> Option<u32> {
     Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]))
 }
 
+/// Index changes for entries a walk found (newest first), oldest first.
+pub(crate) fn changes_oldest_first<'b>(bytes: &'b [u8], walked: &[Walked]) -> Vec<Change<'b>> {
+    walked
+        .iter()
+        .rev()
+        .filter_map(|entry| {
+            let key = key_in(bytes, entry.end)?;
+            let (payload_len, size) = entry_sizes(bytes, entry.end)?;
+            Some(Change {
+                hash: entry.hash,
+                end: entry.end,
+                tombstone: entry.tombstone,
+                key,
+                payload_len,
+                size,
+            })
+        })
+        .collect()
+}
+
 /// Brings a snapshot up to `tail` by walking only the entries after it.
 /// `None` when the chain does not lead back to the snapshot's end.
 fn catch_up(
@@ -554,16 +574,7 @@ fn catch_up(
     }
     let index = Index::new(snap.tables, map);
     let mut live = snap.live;
-    for entry in fresh.iter().rev() {
-        if let Some(key) = key_in(bytes, entry.end) {
-            index.apply(
-                &mut live,
-                bytes,
-                (entry.hash, entry.end, entry.tombstone),
-                key,
-            );
-        }
-    }
+    index.apply(&mut live, bytes, &changes_oldest_first(bytes, &fresh));
     info!(
         covered = snap.tail,
         newer_entries = fresh.len(),
@@ -637,8 +648,8 @@ fn rebuild_index(bytes: &[u8], tail: u64, ctx: &Ctx) -> (Vec<Table>, Vec<Damage>
             key_in(bytes, end & !TOMBSTONE_BIT) == Some(key)
         });
         if seen.is_none() {
-            if table.is_full() {
-                *table = table.grown();
+            if !table.has_room(1) {
+                *table = table.grown(1);
             }
             let marker = if entry.tombstone { TOMBSTONE_BIT } else { 0 };
             table.insert_new(entry.hash, entry.end | marker);
@@ -671,10 +682,15 @@ impl LiveTotals {
     /// Counts the entry ending at `end` as live.
     pub(crate) fn add(&mut self, bytes: &[u8], end: u64) {
         if let Some((payload, size)) = entry_sizes(bytes, end) {
-            self.entries += 1;
-            self.payload_bytes += payload;
-            self.entry_bytes += size;
+            self.add_sizes(payload, size);
         }
+    }
+
+    /// Counts an entry of `payload` value bytes and `size` bytes in all as live.
+    pub(crate) fn add_sizes(&mut self, payload: u64, size: u64) {
+        self.entries += 1;
+        self.payload_bytes += payload;
+        self.entry_bytes += size;
     }
 
     /// Stops counting the entry ending at `end`.

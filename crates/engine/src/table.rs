@@ -116,14 +116,15 @@ impl Table {
         self.find(hash, is_match).map(|i| self.slots[i].end)
     }
 
-    /// True when one more insert would exceed the maximum load.
-    pub(crate) fn is_full(&self) -> bool {
-        (self.len + 1) * 100 > self.slots.len() * MAX_LOAD_PERCENT
+    /// True when `extra` more inserts keep the load within the maximum.
+    pub(crate) fn has_room(&self, extra: usize) -> bool {
+        (self.len + extra) * 100 <= self.slots.len() * MAX_LOAD_PERCENT
     }
 
-    /// A copy with room to grow by half again.
-    pub(crate) fn grown(&self) -> Table {
-        let mut table = Table::with_capacity(self.len + self.len / 2 + 8);
+    /// A copy with room for `extra` more keys and then half again.
+    pub(crate) fn grown(&self, extra: usize) -> Table {
+        let keys = self.len + extra;
+        let mut table = Table::with_capacity(keys + keys / 2 + 8);
         for slot in self.occupied() {
             table.insert_new(slot.hash, slot.end);
         }
@@ -141,7 +142,7 @@ impl Table {
     }
 
     /// Points the matching key at `end`; returns the end it replaced, if any.
-    /// The caller grows the table first when [`Table::is_full`] says so.
+    /// The caller makes room first (see [`Table::has_room`]).
     pub(crate) fn upsert(
         &mut self,
         hash: u64,
@@ -233,8 +234,8 @@ mod tests {
     }
 
     fn upsert(t: &mut Table, m: &Model, hash: u64, key: &[u8], end: u64) -> Option<u64> {
-        if t.is_full() {
-            *t = t.grown();
+        if !t.has_room(1) {
+            *t = t.grown(1);
         }
         t.upsert(hash, end, |e| m.key(e) == key)
     }

@@ -40,3 +40,33 @@ fn keys_with_colliding_hashes_both_stay_readable() {
     check(&store);
     assert!(store.verify().expect("verify").is_ok());
 }
+
+#[test]
+fn live_totals_follow_overwrites_within_and_across_batches() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = OpenOptions::new()
+        .open(dir.path().join("s.mmblob"))
+        .expect("open");
+    store
+        .batch_write(&[(b"a", b"1"), (b"a", b"22"), (b"b", b"")])
+        .expect("batch");
+    assert_eq!(
+        (store.stats().live_entries, store.stats().live_bytes),
+        (2, 2)
+    );
+    store.write(b"a", b"333").expect("overwrite");
+    assert_eq!(
+        (store.stats().live_entries, store.stats().live_bytes),
+        (2, 3)
+    );
+    store.rename(b"a", b"b").expect("rename onto existing");
+    assert_eq!(
+        (store.stats().live_entries, store.stats().live_bytes),
+        (1, 3)
+    );
+    store.batch_delete(&[b"b", b"zz"]).expect("delete");
+    assert_eq!(
+        (store.stats().live_entries, store.stats().live_bytes),
+        (0, 0)
+    );
+}

@@ -12,8 +12,9 @@ use tracing::error;
 
 use crate::append::{Appended, Appender, check_key};
 use crate::error::{Error, Result};
+use crate::index::Change;
 use crate::options::Durability;
-use crate::store::{DataStore, LiveTotals, State, io_err};
+use crate::store::{DataStore, State, io_err};
 
 /// Bytes read from a `write_stream` source per call.
 const STREAM_CHUNK: usize = 1 << 20;
@@ -237,6 +238,8 @@ impl DataStore {
             end,
             tombstone: false,
             position: 0,
+            payload_len: trailer.payload_len,
+            size: end - prev_end,
         };
         self.publish(&mut state, &[appended], |_| key)?;
         let epoch = state.epoch;
@@ -321,41 +324,21 @@ impl DataStore {
         // are committed: mmblob never changes or truncates them.
         unsafe { state.map.extend_readable(last.end) };
         let map = Arc::clone(&state.map);
-        for entry in entries {
-            let key = key_of(entry.position);
-            self.index_entry(
-                &mut state.live,
-                map.readable(),
-                (entry.hash, entry.end, entry.tombstone),
-                key,
-            );
-        }
+        let changes: Vec<Change<'_>> = entries
+            .iter()
+            .map(|entry| Change {
+                hash: entry.hash,
+                end: entry.end,
+                tombstone: entry.tombstone,
+                key: key_of(entry.position),
+                payload_len: entry.payload_len,
+                size: entry.size,
+            })
+            .collect();
+        self.index.apply(&mut state.live, map.readable(), &changes);
         state.tail = last.end;
         self.tail.store(last.end, Ordering::Release);
         Ok(())
-    }
-
-    /// Points the index at a new entry (or removes its key for a tombstone)
-    /// and keeps the live totals in step.
-    pub(crate) fn index_entry(
-        &self,
-        live: &mut LiveTotals,
-        bytes: &[u8],
-        entry: (u64, u64, bool),
-        key: &[u8],
-    ) {
-        let (hash, end, tombstone) = entry;
-        let replaced = if tombstone {
-            self.index.remove(hash, key)
-        } else {
-            self.index.upsert(hash, key, end)
-        };
-        if let Some(old) = replaced {
-            live.remove(bytes, old);
-        }
-        if !tombstone {
-            live.add(bytes, end);
-        }
     }
 
     /// Cuts the file back to `prev_end` after a failed append and returns `err`.
