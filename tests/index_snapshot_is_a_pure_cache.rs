@@ -79,7 +79,7 @@ fn entries_written_after_the_sidecar_are_caught_up() {
     drop(store);
     expected.insert(b"new".to_vec(), b"after the snapshot".to_vec());
     expected.insert(7u32.to_le_bytes().to_vec(), b"overwritten".to_vec());
-    expected.remove(&8u32.to_le_bytes().to_vec());
+    expected.remove(8u32.to_le_bytes().as_slice());
     let (store, seen) = reopen(&crashed);
     assert_eq!(seen, expected);
     assert_eq!(store.stats().live_bytes, live_bytes);

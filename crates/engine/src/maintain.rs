@@ -210,11 +210,7 @@ impl DataStore {
         damaged.sort_by_key(|d| d.range.start);
         let report = VerifyReport {
             entries_checked: entries.len() as u64,
-            bytes_checked: entries
-                .iter()
-                .filter_map(|e| ctx.structure(bytes, e.end))
-                .map(|f| f.layout.payload_len + u64::from(f.layout.key_len) + TRAILER_LEN)
-                .sum(),
+            bytes_checked: entries.iter().map(|e| checked_len(e, bytes)).sum(),
             damaged,
         };
         if report.is_ok() {
@@ -247,8 +243,11 @@ fn check_one(bytes: &[u8], ctx: &Ctx, entry: &Walked) -> Option<Damage> {
     })
 }
 
-fn entry_len(entry: &Walked, bytes: &[u8]) -> u64 {
-    crate::store::entry_sizes(bytes, entry.end).map_or(0, |(_, size)| size)
+/// Bytes a checksum check of `entry` reads: payload, key and trailer.
+fn checked_len(entry: &Walked, bytes: &[u8]) -> u64 {
+    let key_len = key_in(bytes, entry.end).map_or(0, |key| key.len() as u64);
+    crate::store::entry_sizes(bytes, entry.end)
+        .map_or(0, |(payload, _)| payload + key_len + TRAILER_LEN)
 }
 
 #[cfg(feature = "parallel")]
@@ -262,7 +261,7 @@ fn check_all(
     entries
         .par_iter()
         .filter_map(|entry| {
-            progress(entry_len(entry, bytes));
+            progress(checked_len(entry, bytes));
             check_one(bytes, ctx, entry)
         })
         .collect()
@@ -278,7 +277,7 @@ fn check_all(
     entries
         .iter()
         .filter_map(|entry| {
-            progress(entry_len(entry, bytes));
+            progress(checked_len(entry, bytes));
             check_one(bytes, ctx, entry)
         })
         .collect()
