@@ -1,0 +1,394 @@
+//! Streams one large generated value (4 GiB unless told otherwise) into a
+//! store with `write_stream` and back out with `EntryHandle::stream()` (a
+//! `fill_buf`/`consume` loop that touches every byte), next to a raw-file
+//! baseline doing the same with the same bytes: `write_all` and `read` in
+//! 1 MiB chunks. Prints throughput and the peak growth of anonymous memory
+//! (RssAnon, sampled every 10 ms) per phase. Each phase runs three times
+//! (`MMBLOB_STREAM_ROUNDS`); the table shows the median and the range, since
+//! other work on the machine adds noise; every other round runs mmblob
+//! first.
+//!
+//! ```text
+//! cargo bench --bench stream                  # 4 GiB
+//! cargo bench --bench stream -- 512MiB        # or MMBLOB_STREAM_SIZE=512MiB
+//! ```
+//!
+//! Files go to the system temp directory (or `MMBLOB_BENCH_DIR`). The page
+//! cache cannot be dropped here, so both sides read from a warm cache and
+//! write into it (default `Durability::Flush`; each file is fsynced after its
+//! write phase, outside the timing, so dirty pages of one phase do not slow
+//! the next).
+
+use std::fs::File;
+use std::io::{self, BufRead, Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use mmblob::DataStore;
+
+const CHUNK: usize = 1 << 20;
+const DEFAULT_SIZE: u64 = 4 << 30;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let size = requested_size()?;
+    let rounds: usize = std::env::var("MMBLOB_STREAM_ROUNDS")
+        .ok()
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(3)
+        .max(1);
+    let dir = match std::env::var_os("MMBLOB_BENCH_DIR") {
+        Some(dir) => tempfile::tempdir_in(dir)?,
+        None => tempfile::tempdir()?,
+    };
+    let expected = Generated::new(size).checksum();
+    let mut phases: [Vec<Run>; 4] = Default::default();
+    for round in 0..rounds {
+        let runs = one_round(dir.path(), size, expected, round % 2 == 1)?;
+        for (all, run) in phases.iter_mut().zip(runs) {
+            all.push(run);
+        }
+        eprintln!("round {} of {rounds} done", round + 1);
+    }
+
+    println!();
+    println!(
+        "mmblob stream bench: one {} value ({size} bytes), warm page cache, \
+         median of {rounds} rounds (min-max)",
+        human(size)
+    );
+    println!("machine: {}", machine());
+    println!();
+    println!(
+        "| {:<40} | {:>19} | {:>8} | {:>19} |",
+        "phase", "GB/s", "time", "peak RssAnon growth"
+    );
+    println!("|{:-<42}|{:->21}|{:->10}|{:->21}|", "", "", "", "");
+    let names = [
+        "write: raw write_all, 1 MiB chunks",
+        "write: mmblob write_stream",
+        "read:  raw read, 1 MiB chunks",
+        "read:  mmblob stream() fill_buf/consume",
+    ];
+    let mut medians = [0.0; 4];
+    for ((name, runs), median_out) in names.iter().zip(&phases).zip(&mut medians) {
+        let mut rates: Vec<f64> = runs.iter().map(|r| r.gb_per_s(size)).collect();
+        rates.sort_by(f64::total_cmp);
+        let median = rates[rates.len() / 2];
+        *median_out = median;
+        let seconds = size as f64 / median / 1e9;
+        let growth = runs.iter().map(|r| r.rss_growth).max().unwrap_or(0);
+        let range = format!(
+            "{median:.2} ({:.2}-{:.2})",
+            rates[0],
+            rates[rates.len() - 1]
+        );
+        println!(
+            "| {name:<40} | {range:>19} | {seconds:>6.2} s | {:>15.1} MiB |",
+            growth as f64 / (1 << 20) as f64
+        );
+    }
+    println!();
+    println!(
+        "mmblob / raw (medians): write {:.2}x, read {:.2}x",
+        medians[1] / medians[0],
+        medians[3] / medians[2]
+    );
+    Ok(())
+}
+
+/// Writes and reads the value once each way; the four phases in table
+/// order. Odd rounds run mmblob before the raw file, so neither side always
+/// inherits the page-cache state the other left.
+fn one_round(
+    dir: &Path,
+    size: u64,
+    expected: Touch,
+    mmblob_first: bool,
+) -> Result<[Run; 4], Box<dyn std::error::Error>> {
+    let raw_path = dir.join("raw.bin");
+    let store_path = dir.join("stream.mmblob");
+    let _ = std::fs::remove_file(&raw_path);
+    let _ = std::fs::remove_file(&store_path);
+    let (raw_write, stream_write) = if mmblob_first {
+        let stream = stream_write(&store_path, size)?;
+        (raw_write(&raw_path, size)?, stream)
+    } else {
+        let raw = raw_write(&raw_path, size)?;
+        (raw, stream_write(&store_path, size)?)
+    };
+    let (raw_read, stream_read) = if mmblob_first {
+        let stream = stream_read(&store_path)?;
+        (raw_read(&raw_path)?, stream)
+    } else {
+        let raw = raw_read(&raw_path)?;
+        (raw, stream_read(&store_path)?)
+    };
+    if raw_read.output != expected || stream_read.output != expected {
+        return Err("read-back bytes differ from the generated bytes".into());
+    }
+    Ok([raw_write, stream_write, raw_read.stats, stream_read.stats])
+}
+
+/// `write_all` of the generated bytes in 1 MiB chunks, then an untimed fsync.
+fn raw_write(path: &Path, size: u64) -> io::Result<Run> {
+    let written = measure(|| {
+        let mut file = File::create(path)?;
+        let mut source = Generated::new(size);
+        let mut buf = vec![0u8; CHUNK];
+        loop {
+            let n = source.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n])?;
+        }
+        Ok(file)
+    })?;
+    written.output.sync_all()?;
+    Ok(written.stats)
+}
+
+/// `write_stream` of the generated bytes into a new store, then an untimed sync.
+fn stream_write(path: &Path, size: u64) -> io::Result<Run> {
+    let store = DataStore::open(path)?;
+    let written = measure(|| {
+        store
+            .write_stream(b"value", &mut Generated::new(size))
+            .map_err(io::Error::from)
+    })?;
+    store.sync()?;
+    Ok(written.stats)
+}
+
+/// `read` in 1 MiB chunks, touching every byte.
+fn raw_read(path: &Path) -> io::Result<Measured<Touch>> {
+    measure(|| {
+        let mut file = File::open(path)?;
+        let mut buf = vec![0u8; CHUNK];
+        let mut sum = Touch::default();
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            sum.add(&buf[..n]);
+        }
+        Ok(sum)
+    })
+}
+
+/// `fill_buf`/`consume` over the value, touching every byte, through a
+/// freshly opened store: a map that has never touched the value.
+fn stream_read(path: &Path) -> io::Result<Measured<Touch>> {
+    let store = DataStore::open(path)?;
+    measure(|| {
+        let entry = store
+            .read(b"value")
+            .map_err(io::Error::from)?
+            .ok_or_else(|| io::Error::other("value missing"))?;
+        let mut stream = entry.stream();
+        let mut sum = Touch::default();
+        loop {
+            let buf = stream.fill_buf()?;
+            if buf.is_empty() {
+                break;
+            }
+            let n = buf.len().min(CHUNK);
+            sum.add(&buf[..n]);
+            stream.consume(n);
+        }
+        Ok(sum)
+    })
+}
+
+/// The value size: first argument that is not a flag, else
+/// `MMBLOB_STREAM_SIZE`, else 4 GiB. Accepts `123`, `512MiB`, `4GiB`, `4G`.
+fn requested_size() -> Result<u64, String> {
+    let arg = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    match arg.or_else(|| std::env::var("MMBLOB_STREAM_SIZE").ok()) {
+        None => Ok(DEFAULT_SIZE),
+        Some(text) => parse_size(&text).ok_or_else(|| format!("cannot read size {text:?}")),
+    }
+}
+
+fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let digits = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let number: u64 = text[..digits].parse().ok()?;
+    let shift = match text[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 0,
+        "k" | "kib" => 10,
+        "m" | "mib" => 20,
+        "g" | "gib" => 30,
+        _ => return None,
+    };
+    number.checked_mul(1 << shift)
+}
+
+fn human(bytes: u64) -> String {
+    if bytes >= 1 << 30 {
+        format!("{:.2} GiB", bytes as f64 / (1u64 << 30) as f64)
+    } else {
+        format!("{:.2} MiB", bytes as f64 / (1u64 << 20) as f64)
+    }
+}
+
+/// CPU model and the number of CPUs, from `/proc/cpuinfo`.
+fn machine() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = info
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU", |(_, m)| m.trim())
+        .to_owned();
+    let cpus = info.lines().filter(|l| l.starts_with("processor")).count();
+    format!("{model}, {cpus} CPUs")
+}
+
+/// `len` generated bytes: a 1 MiB random block, each copy of it made
+/// distinct by its index in the first 8 bytes. Cheap enough that the
+/// benchmark measures the storage, not the generator.
+struct Generated {
+    block: Vec<u8>,
+    pos: u64,
+    len: u64,
+}
+
+impl Generated {
+    fn new(len: u64) -> Self {
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        let mut block = Vec::with_capacity(CHUNK);
+        while block.len() < CHUNK {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            block.extend_from_slice(&x.to_le_bytes());
+        }
+        Generated { block, pos: 0, len }
+    }
+
+    /// The [`Touch`] of all bytes this source yields.
+    fn checksum(mut self) -> Touch {
+        let mut buf = vec![0u8; CHUNK];
+        let mut sum = Touch::default();
+        loop {
+            let n = self.read(&mut buf).unwrap_or(0);
+            if n == 0 {
+                return sum;
+            }
+            sum.add(&buf[..n]);
+        }
+    }
+}
+
+impl Read for Generated {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let offset = (self.pos % CHUNK as u64) as usize;
+        let n = buf
+            .len()
+            .min(CHUNK - offset)
+            .min((self.len - self.pos) as usize);
+        buf[..n].copy_from_slice(&self.block[offset..offset + n]);
+        // Stamp the block index over the start of each copy of the block.
+        let stamp = (self.pos / CHUNK as u64).to_le_bytes();
+        for (i, byte) in buf[..n]
+            .iter_mut()
+            .enumerate()
+            .take(8usize.saturating_sub(offset))
+        {
+            *byte ^= stamp[offset + i];
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+/// Reads every byte: a wrapping sum and an xor of the 8-byte words, in an
+/// order that does not depend on how the bytes are split into calls as long
+/// as calls start at multiples of 8 (all chunks here are).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Touch {
+    sum: u64,
+    xor: u64,
+    len: u64,
+}
+
+impl Touch {
+    fn add(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            let w = u64::from_le_bytes(word.try_into().unwrap_or([0; 8]));
+            self.sum = self.sum.wrapping_add(w);
+            self.xor ^= w;
+        }
+        for &b in words.remainder() {
+            self.sum = self.sum.wrapping_add(u64::from(b));
+        }
+        self.len += bytes.len() as u64;
+    }
+}
+
+#[derive(Default)]
+struct Run {
+    elapsed: Duration,
+    rss_growth: u64,
+}
+
+impl Run {
+    fn gb_per_s(&self, bytes: u64) -> f64 {
+        bytes as f64 / self.elapsed.as_secs_f64() / 1e9
+    }
+}
+
+struct Measured<T> {
+    stats: Run,
+    output: T,
+}
+
+/// Times `phase` while a thread samples RssAnon every 10 ms.
+fn measure<T>(phase: impl FnOnce() -> io::Result<T>) -> io::Result<Measured<T>> {
+    let baseline = rss_anon()?;
+    let peak = Arc::new(AtomicU64::new(baseline));
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (peak, stop) = (Arc::clone(&peak), Arc::clone(&stop));
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok(now) = rss_anon() {
+                    peak.fetch_max(now, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let started = Instant::now();
+    let output = phase();
+    let elapsed = started.elapsed();
+    peak.fetch_max(rss_anon()?, Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    let _ = sampler.join();
+    Ok(Measured {
+        stats: Run {
+            elapsed,
+            rss_growth: peak.load(Ordering::Relaxed).saturating_sub(baseline),
+        },
+        output: output?,
+    })
+}
+
+/// Anonymous resident memory of this process, in bytes.
+fn rss_anon() -> io::Result<u64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    status
+        .lines()
+        .find(|l| l.starts_with("RssAnon:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kib| kib.parse::<u64>().ok())
+        .map(|kib| kib * 1024)
+        .ok_or_else(|| io::Error::other("no RssAnon in /proc/self/status"))
+}
