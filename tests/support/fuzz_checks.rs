@@ -271,6 +271,41 @@ pub fn check_open(image: &[u8]) {
         }
         Err(err) => panic!("strict open failed unexpectedly: {err:?}"),
     }
+
+    // Compaction keeps exactly the live entries, and never gives a damaged
+    // live value a fresh checksum: it refuses and changes nothing instead.
+    let store = DataStore::open_existing(&path).expect("reopen to compact");
+    let live_damaged = store.iter_entries().any(|entry| !entry.verify_checksum());
+    let before = file_bytes(&path);
+    match store.compact() {
+        Ok(_) => {
+            assert!(!live_damaged, "compaction hid a damaged live value");
+            assert_eq!(snapshot(&store), model, "compaction changed the entries");
+            assert!(
+                store.verify().expect("verify").is_ok(),
+                "damage after compaction"
+            );
+            drop(store);
+            let store = DataStore::open_existing(&path).expect("reopen after compaction");
+            assert_eq!(snapshot(&store), model, "reopen after compaction");
+        }
+        Err(Error::Corrupt { .. }) => {
+            assert!(
+                live_damaged,
+                "compaction refused a store whose live values are intact"
+            );
+            assert!(
+                file_bytes(&path) == before,
+                "a refused compaction changed the file"
+            );
+            assert_eq!(
+                snapshot(&store),
+                model,
+                "a refused compaction changed the entries"
+            );
+        }
+        Err(err) => panic!("compaction failed unexpectedly: {err:?}"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -354,7 +389,7 @@ pub fn random_operations(data: &[u8]) {
     while !input.is_empty() && ops < 48 {
         ops += 1;
         let before = store.file_size().expect("file size");
-        match input.byte() % 12 {
+        match input.byte() % 13 {
             0 | 1 => {
                 let (k, v) = (key(&mut input), value(&mut input));
                 store.write(&k, &v).expect("write");
@@ -454,6 +489,41 @@ pub fn random_operations(data: &[u8]) {
                 store = DataStore::open_existing(&path).expect("reopen after junk");
                 assert_eq!(store.file_size().expect("file size"), before, "junk cut");
                 assert_matches(&store, &model, "after junk");
+                continue;
+            }
+            11 => {
+                // One flipped bit costs at most the entry it hits (or, in
+                // the last entry, the last operation: a torn tail). Then the
+                // bit is flipped back and everything must be as before.
+                let (at, bit) = (usize::from(input.u16()), input.byte() % 8);
+                drop(store);
+                let mut bytes = file_bytes(&path);
+                if bytes.len() > 64 {
+                    let offset = 64 + at % (bytes.len() - 64);
+                    bytes[offset] ^= 1 << bit;
+                    std::fs::write(&path, &bytes).expect("write the damaged copy");
+                    let damaged = OpenOptions::new()
+                        .read_only(true)
+                        .open(&path)
+                        .expect("open a store with a flipped bit");
+                    let view = snapshot(&damaged);
+                    let differ = model
+                        .iter()
+                        .filter(|(k, v)| view.get(*k) != Some(*v))
+                        .count()
+                        + view.keys().filter(|k| !model.contains_key(*k)).count();
+                    let before_last = history.len().checked_sub(2).map(|i| &history[i].1);
+                    assert!(
+                        differ <= 1 || before_last == Some(&view),
+                        "a flipped bit at {offset} changed {differ} keys"
+                    );
+                    let _ = damaged.verify().expect("verify a damaged store");
+                    drop(damaged);
+                    bytes[offset] ^= 1 << bit;
+                    std::fs::write(&path, &bytes).expect("repair the copy");
+                }
+                store = DataStore::open_existing(&path).expect("reopen after repair");
+                assert_matches(&store, &model, "after repairing a flipped bit");
                 continue;
             }
             _ => {
