@@ -527,17 +527,36 @@ pub fn random_operations(data: &[u8]) {
                 continue;
             }
             _ => {
-                // A read-only handle sees the store, and new writes after refresh.
+                // A read-only handle sees the store, and new writes after
+                // refresh, also when the writer compacted in between; its
+                // handles from before stay intact.
                 let reader = OpenOptions::new()
                     .read_only(true)
                     .open(&path)
                     .expect("read-only open");
                 assert_matches(&reader, &model, "read-only handle");
+                let held: Vec<_> = reader.iter_entries().take(3).collect();
+                let held_bytes: Vec<Vec<u8>> = held.iter().map(|h| h.to_vec()).collect();
+                let compact = input.byte() % 3 == 0;
+                if compact {
+                    store.compact().expect("compact");
+                }
                 let (k, v) = (key(&mut input), value(&mut input));
                 store.write(&k, &v).expect("write");
                 model.insert(k, v);
                 reader.refresh().expect("refresh");
                 assert_matches(&reader, &model, "read-only handle after refresh");
+                for (handle, bytes) in held.iter().zip(&held_bytes) {
+                    assert!(
+                        **handle == **bytes && handle.verify_checksum(),
+                        "held handle"
+                    );
+                }
+                if compact {
+                    let tail = store.file_size().expect("file size");
+                    history = vec![(tail, model.clone())];
+                    continue;
+                }
             }
         }
         let end = store.file_size().expect("file size");
