@@ -397,3 +397,115 @@ fn a_value_written_during_a_transfer_stays_in_the_source() {
         assert!(in_b.is_some(), "round {round}: something was transferred");
     }
 }
+
+const ENV_FULL_DISK_DIR: &str = "MMBLOB_TEST_FULL_DISK_DIR";
+
+/// Sets the soft limit on the size of files this process writes (`None`:
+/// back to the hard limit).
+fn limit_file_size(limit: Option<u64>) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes one rlimit into the struct we pass.
+    let rc = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) };
+    assert_eq!(rc, 0, "getrlimit");
+    lim.rlim_cur = limit.map_or(lim.rlim_max, |l| l.min(lim.rlim_max));
+    // SAFETY: setrlimit reads the struct; setting the soft limit at or
+    // below the hard limit is always allowed.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) };
+    assert_eq!(rc, 0, "setrlimit");
+}
+
+/// Run in a child process by `copies_that_fail_midway_leave_both_stores_consistent`:
+/// the file-size limit it sets applies to the whole process.
+#[test]
+#[ignore = "run in a child process by copies_that_fail_midway_leave_both_stores_consistent"]
+fn child_copies_onto_a_full_disk() {
+    let Some(dir) = std::env::var_os(ENV_FULL_DISK_DIR) else {
+        return;
+    };
+    let dir = PathBuf::from(dir);
+    let (pa, pb) = (dir.join("a.mmblob"), dir.join("b.mmblob"));
+    let a = DataStore::open(&pa).expect("open a");
+    let b = DataStore::open(&pb).expect("open b");
+    let big = value(4, 3 * MIB);
+    a.write(b"big", &big).expect("write");
+    a.write(b"small", b"fits").expect("write");
+    b.write(b"existing", b"in b").expect("write");
+    let (a_bytes, b_len) = (std::fs::read(&pa).expect("read a"), file_len(&pb));
+
+    // SAFETY: ignoring SIGXFSZ installs no handler; a write past the limit
+    // then fails with EFBIG instead of killing the process.
+    unsafe { libc::signal(libc::SIGXFSZ, libc::SIG_IGN) };
+    // Room for 1 MiB more in `b`; `a` is already past the limit.
+    limit_file_size(Some(b_len + MIB as u64));
+
+    // The copy fails after writing part of the value into `b`.
+    let err = a.copy_to(b"big", &b).expect_err("no room for the copy");
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    let err = a
+        .transfer_to(b"big", &b)
+        .expect_err("no room for the transfer");
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_eq!(file_len(&pb), b_len, "b cut back after the failed copies");
+    assert_eq!(
+        get(&b, b"big"),
+        None,
+        "nothing of the failed copy is visible"
+    );
+    assert!(
+        get(&a, b"big").as_deref() == Some(big.as_slice()),
+        "a keeps it"
+    );
+    assert_eq!(std::fs::read(&pa).expect("read a"), a_bytes, "a unchanged");
+
+    // The copy fits but the delete in `a` does not: the key is in both
+    // stores, never in neither.
+    let err = a
+        .transfer_to(b"small", &b)
+        .expect_err("no room for the delete");
+    assert!(matches!(err, Error::Io { .. }), "{err:?}");
+    assert_eq!(get(&a, b"small").as_deref(), Some(&b"fits"[..]));
+    assert_eq!(get(&b, b"small").as_deref(), Some(&b"fits"[..]));
+    b.delete(b"small").expect("delete in b");
+
+    // With room again everything works.
+    limit_file_size(None);
+    a.transfer_to(b"big", &b).expect("transfer with room");
+    a.transfer_to(b"small", &b).expect("transfer with room");
+    drop((a, b));
+    let a = DataStore::open_existing(&pa).expect("reopen a");
+    let b = DataStore::open_existing(&pb).expect("reopen b");
+    for store in [&a, &b] {
+        assert!(store.damage().is_empty());
+        assert!(store.verify().expect("verify").is_ok());
+    }
+    assert!(a.is_empty(), "both keys moved out of a");
+    assert!(get(&b, b"big").as_deref() == Some(big.as_slice()));
+    assert_eq!(get(&b, b"small").as_deref(), Some(&b"fits"[..]));
+    assert_eq!(get(&b, b"existing").as_deref(), Some(&b"in b"[..]));
+    println!("child finished");
+}
+
+#[test]
+fn copies_that_fail_midway_leave_both_stores_consistent() {
+    let dir = temp_dir();
+    let output = std::process::Command::new(std::env::current_exe().expect("test binary"))
+        .args([
+            "--exact",
+            "child_copies_onto_a_full_disk",
+            "--nocapture",
+            "--include-ignored",
+        ])
+        .env(ENV_FULL_DISK_DIR, dir.path())
+        .output()
+        .expect("run the child");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("child finished"),
+        "child failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
