@@ -537,7 +537,7 @@ pub fn random_operations(data: &[u8]) {
                 assert_matches(&reader, &model, "read-only handle");
                 let held: Vec<_> = reader.iter_entries().take(3).collect();
                 let held_bytes: Vec<Vec<u8>> = held.iter().map(|h| h.to_vec()).collect();
-                let compact = input.byte() % 3 == 0;
+                let compact = input.byte().is_multiple_of(3);
                 if compact {
                     store.compact().expect("compact");
                 }
