@@ -447,3 +447,47 @@ fn seeking_inside_a_large_value_reads_the_right_bytes() {
     drop(store);
     assert_stream_matches(&mut other, 33, len);
 }
+
+/// Yields `chunks` full buffers, then panics.
+struct Panics {
+    chunks: usize,
+}
+
+impl Read for Panics {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        assert!(self.chunks > 0, "a bug in the reader");
+        self.chunks -= 1;
+        buf.fill(0xEE);
+        Ok(buf.len())
+    }
+}
+
+#[test]
+fn a_reader_that_panics_leaves_no_bytes_behind() {
+    let (_dir, path) = temp_store();
+    let store = DataStore::open(&path).expect("open");
+    store.write(b"before", b"committed").expect("write");
+    let tail = store.file_size().expect("size");
+    let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        store.write_stream(b"never", &mut Panics { chunks: 4 })
+    }));
+    assert!(panicked.is_err(), "the reader's panic reaches the caller");
+    assert_eq!(store.read(b"never").expect("read"), None);
+    assert_eq!(store.stats().file_size, tail);
+
+    // The next write lands right after the last entry and the file ends
+    // with it: the half-written bytes are gone.
+    let end = store
+        .write(b"after", b"small")
+        .expect("write after the panic");
+    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), end);
+    assert_eq!(store.file_size().expect("size"), end);
+    let end = store
+        .write_stream(b"streamed", &mut Generated::new(3, 1000))
+        .expect("stream after the panic");
+    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), end);
+    drop(store);
+    let store = DataStore::open_existing(&path).expect("reopen");
+    assert_eq!(store.len(), 3);
+    assert!(store.verify().expect("verify").is_ok());
+}

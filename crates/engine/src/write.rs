@@ -228,6 +228,9 @@ impl DataStore {
         let mut state = self.lock_state();
         self.cut_failed_append(&mut state)?;
         let prev_end = state.tail;
+        // The reader runs while bytes past the tail are half written. Should
+        // it panic, this flag stays set and the next writer cuts them off.
+        state.needs_truncate = true;
         let streamed = self.stream_entry(&state, key, reader, &mut buf, first);
         let (trailer, end) = match streamed {
             Ok(done) => done,
@@ -242,6 +245,7 @@ impl DataStore {
             size: end - prev_end,
         };
         self.publish(&mut state, &[appended], |_| key)?;
+        state.needs_truncate = false;
         let epoch = state.epoch;
         drop(state);
         self.make_durable(end, epoch)
@@ -344,9 +348,7 @@ impl DataStore {
     /// Cuts the file back to `prev_end` after a failed append and returns `err`.
     fn roll_back(&self, state: &mut State, prev_end: u64, err: Error) -> Error {
         error!(path = %self.path.display(), error = %err, "append failed; nothing of it is visible");
-        if state.file.set_len(prev_end).is_err() {
-            state.needs_truncate = true;
-        }
+        state.needs_truncate = state.file.set_len(prev_end).is_err();
         err
     }
 
