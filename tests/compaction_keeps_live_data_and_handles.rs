@@ -504,3 +504,60 @@ fn compaction_refuses_to_hide_a_damaged_live_value() {
         Some(&b"rewritten"[..])
     );
 }
+
+#[test]
+fn compacting_through_a_symlink_replaces_the_file_it_points_to() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let real_dir = dir.path().join("versions");
+    std::fs::create_dir(&real_dir).expect("mkdir");
+    let real = real_dir.join("v1.mmblob");
+    let link = dir.path().join("current.mmblob");
+    drop(DataStore::open(&real).expect("create the store"));
+    std::os::unix::fs::symlink(&real, &link).expect("symlink");
+
+    let store = DataStore::open(&link).expect("open through the link");
+    store.write(b"a", &[1u8; 5000]).expect("write");
+    store.write(b"a", b"newest").expect("overwrite");
+    let stats = store.compact().expect("compact");
+    assert_eq!(stats.entries_dropped, 1);
+    store.write(b"b", b"after compaction").expect("write");
+
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .expect("link metadata")
+            .file_type()
+            .is_symlink(),
+        "the link is still a link"
+    );
+    assert_eq!(file_len(&real), store.file_size().expect("size"));
+    let by_real_name = OpenOptions::new()
+        .read_only(true)
+        .open(&real)
+        .expect("open the real file");
+    assert_eq!(
+        by_real_name.read(b"a").expect("read").as_deref(),
+        Some(&b"newest"[..])
+    );
+    assert_eq!(
+        by_real_name.read(b"b").expect("read").as_deref(),
+        Some(&b"after compaction"[..]),
+        "the real file is the store, not a stale copy"
+    );
+    let names = |d: &Path| -> Vec<String> {
+        let mut n: Vec<String> = std::fs::read_dir(d)
+            .expect("list")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        n.sort();
+        n
+    };
+    assert_eq!(names(&real_dir), ["v1.mmblob"]);
+    assert_eq!(names(dir.path()), ["current.mmblob", "versions"]);
+
+    // A crashed compaction's leftover lies next to the real file; a
+    // writable open through the link removes it.
+    drop((store, by_real_name));
+    std::fs::write(real_dir.join(".v1.mmblob.compacting"), b"leftover").expect("write");
+    drop(DataStore::open(&link).expect("reopen through the link"));
+    assert_eq!(names(&real_dir), ["v1.mmblob"]);
+}

@@ -45,7 +45,15 @@ pub struct CompactStats {
     pub entries_dropped: u64,
 }
 
-/// Where compaction writes the new file before renaming it over `store`.
+/// The file compaction replaces: `store` with symlinks resolved, so that
+/// the rename replaces the file a link points to, not the link (which would
+/// leave the file behind, stale, for everyone opening it by another name).
+pub(crate) fn compaction_target(store: &Path) -> PathBuf {
+    std::fs::canonicalize(store).unwrap_or_else(|_| store.to_path_buf())
+}
+
+/// Where compaction writes the new file before renaming it over `store`
+/// (a path from [`compaction_target`]).
 pub(crate) fn compaction_temp_path(store: &Path) -> PathBuf {
     let name = store
         .file_name()
@@ -77,8 +85,9 @@ impl DataStore {
         let _span = info_span!("mmblob.compact", path = %self.path.display()).entered();
         let started = Instant::now();
         let mut state = self.lock_state();
-        let temp = compaction_temp_path(&self.path);
-        let result = self.rewrite(&mut state, &temp, &progress);
+        let store = compaction_target(&self.path);
+        let temp = compaction_temp_path(&store);
+        let result = self.rewrite(&mut state, &store, &temp, &progress);
         if result.is_err() {
             let _ = std::fs::remove_file(&temp);
         }
@@ -97,6 +106,7 @@ impl DataStore {
     fn rewrite(
         &self,
         state: &mut State,
+        store: &Path,
         temp: &Path,
         progress: &impl Fn(u64),
     ) -> Result<CompactStats> {
@@ -140,8 +150,8 @@ impl DataStore {
         // SAFETY: `..tail` was written and synced above and is never changed.
         let new_map = unsafe { Mapping::new(&file, map_capacity(tail), tail, new_id) }
             .map_err(|e| io_err(temp, "mapping", e))?;
-        std::fs::rename(temp, &self.path)
-            .map_err(|e| io_err(&self.path, "renaming the compacted file over", e))?;
+        std::fs::rename(temp, store)
+            .map_err(|e| io_err(store, "renaming the compacted file over", e))?;
 
         // The new file is the store now: switch to it before anything else
         // can fail, or later writes would go to the old, unlinked file.
@@ -161,9 +171,9 @@ impl DataStore {
             ..state.live
         };
         self.tail.store(tail, Ordering::Release);
-        sync_dir(&parent_dir(&self.path)).map_err(|e| {
+        sync_dir(&parent_dir(store)).map_err(|e| {
             let doing = "syncing the directory (the compacted file is in use) of";
-            io_err(&self.path, doing, e)
+            io_err(store, doing, e)
         })?;
         let kept = live.len() as u64;
         Ok(CompactStats {

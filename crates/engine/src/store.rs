@@ -120,7 +120,8 @@ impl DataStore {
         let (file, lock) = open_file(path, options)?;
         if lock.is_some() {
             // We hold the write lock, so a leftover is from a compaction that crashed.
-            let _ = std::fs::remove_file(crate::compact::compaction_temp_path(path));
+            let target = crate::compact::compaction_target(path);
+            let _ = std::fs::remove_file(crate::compact::compaction_temp_path(&target));
         }
         let loaded = load(path, file, options)?;
         let Loaded {
