@@ -231,7 +231,7 @@ impl DataStore {
         // The reader runs while bytes past the tail are half written. Should
         // it panic, this flag stays set and the next writer cuts them off.
         state.needs_truncate = true;
-        let streamed = self.stream_entry(&state, key, reader, &mut buf, first);
+        let streamed = self.stream_entry(&mut state, key, reader, &mut buf, first);
         let (trailer, end) = match streamed {
             Ok(done) => done,
             Err(e) => return Err(self.roll_back(&mut state, prev_end, e)),
@@ -255,7 +255,7 @@ impl DataStore {
     /// trailer after the tail; returns the trailer and the new end.
     fn stream_entry(
         &self,
-        state: &State,
+        state: &mut State,
         key: &[u8],
         reader: &mut impl Read,
         buf: &mut [u8],
@@ -263,7 +263,7 @@ impl DataStore {
     ) -> Result<(Trailer, u64)> {
         let prev_end = state.tail;
         let start = align_up(prev_end).ok_or(Error::ValueTooLarge { len: u64::MAX })?;
-        let file = &state.file;
+        let file = Arc::clone(&state.file);
         let write_err = |e| io_err(&self.path, "appending to", e);
         file.write_all_at(&[0u8; 64][..(start - prev_end) as usize], prev_end)
             .map_err(write_err)?;
@@ -289,8 +289,13 @@ impl DataStore {
         trailer.crc = crc.finish_with(&trailer);
         let mut tail_bytes = key.to_vec();
         tail_bytes.extend_from_slice(&trailer.encode());
+        let end = pos + key.len() as u64 + TRAILER_LEN;
+        // The trailer makes the entry valid, and a reader in another process
+        // may map a valid entry at once; so grow the map first, or a failure
+        // to map would cut off bytes that reader already uses (SIGBUS).
+        self.reserve_map(state, end)?;
         file.write_all_at(&tail_bytes, pos).map_err(write_err)?;
-        Ok((trailer, pos + key.len() as u64 + TRAILER_LEN))
+        Ok((trailer, end))
     }
 
     /// Appends the encoded entries, then makes them visible. On failure the
@@ -303,6 +308,10 @@ impl DataStore {
     ) -> Result<u64> {
         self.cut_failed_append(state)?;
         let prev_end = state.tail;
+        // Grow the map before writing: once written, the entries are valid
+        // and a reader in another process may map them, so failing to map
+        // afterwards would cut off bytes that reader already uses (SIGBUS).
+        self.reserve_map(state, appender.end())?;
         if let Err(e) = appender.write_to(&state.file) {
             return Err(self.roll_back(state, prev_end, io_err(&self.path, "appending to", e)));
         }
