@@ -6,15 +6,17 @@
 //! payloads and padding. Each damaged copy must open without a panic; a flip
 //! in the middle leaves the file length unchanged and changes at most the
 //! key of the entry it hit; the damage is reported (`damage()` after open or
-//! `verify()`) whenever a checksummed byte was hit, and `strict(true)` then
-//! refuses the store with a typed error. A flip in the last entry is a torn
-//! tail: that entry is cut and nothing else. A flip in the 64-byte header is
-//! a typed error and the file is left as it was.
+//! `verify()`, with an `error!` event) whenever a checksummed byte was hit,
+//! and `strict(true)` then refuses the store with a typed error. A flip in
+//! the last entry is a torn tail: that entry is cut and nothing else. A flip
+//! in the 64-byte header is a typed error and the file is left as it was.
 
 mod support;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use mmblob::format::{HEADER_LEN, TRAILER_LEN, Trailer};
 use mmblob::{DataStore, Error, OpenOptions};
@@ -123,6 +125,34 @@ fn offsets_to_flip(entries: &[Entry], rng: &mut Rng) -> Vec<u64> {
     offsets
 }
 
+/// Counts the `error!` events emitted where it is the default subscriber.
+#[derive(Default)]
+struct ErrorEvents(AtomicUsize);
+
+impl ErrorEvents {
+    fn count(&self) -> usize {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl tracing::Subscriber for ErrorEvents {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        if *event.metadata().level() == tracing::Level::ERROR {
+            self.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
 /// Keys whose value differs from the model (or that appeared from nowhere).
 fn differing_keys(store: &DataStore, model: &Model) -> Vec<Vec<u8>> {
     let mut differ = Vec::new();
@@ -176,7 +206,10 @@ fn flipped_byte_costs_at_most_one_entry() {
         damaged[offset as usize] ^= 1 << bit;
         std::fs::write(&path, &damaged).expect("write damaged copy");
 
-        let store = DataStore::open(&path).unwrap_or_else(|e| panic!("{what}: open failed: {e}"));
+        let errors = Arc::new(ErrorEvents::default());
+        let store =
+            tracing::subscriber::with_default(Arc::clone(&errors), || DataStore::open(&path))
+                .unwrap_or_else(|e| panic!("{what}: open failed: {e}"));
         let len = std::fs::metadata(&path).expect("metadata").len();
         let differ = differing_keys(&store, &model);
         assert!(
@@ -196,7 +229,8 @@ fn flipped_byte_costs_at_most_one_entry() {
             continue;
         }
         assert_eq!(len, original.len() as u64, "{what}: file length changed");
-        let report = store.verify().expect("verify");
+        let report = tracing::subscriber::with_default(Arc::clone(&errors), || store.verify())
+            .expect("verify");
         let reported = store.damage().iter().any(|d| d.range.contains(&offset));
         if checksummed {
             assert!(
@@ -205,6 +239,7 @@ fn flipped_byte_costs_at_most_one_entry() {
                 store.damage()
             );
             assert!(!report.is_ok(), "{what}: verify found nothing");
+            assert!(errors.count() > 0, "{what}: no error! event");
             if let Some(entry) = store.read(&hit.key).expect("read")
                 && entry.offset_range().contains(&offset)
             {
@@ -216,6 +251,7 @@ fn flipped_byte_costs_at_most_one_entry() {
             detected += 1;
         } else {
             assert!(differ.is_empty(), "{what}: a padding flip changed a value");
+            assert_eq!(errors.count(), 0, "{what}: error! events without damage");
             assert!(
                 report.is_ok() && store.damage().is_empty(),
                 "{what}: {report:?}"
