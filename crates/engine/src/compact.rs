@@ -10,8 +10,8 @@
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use mmblob_entry::Mapping;
@@ -85,6 +85,7 @@ impl DataStore {
         let _span = info_span!("mmblob.compact", path = %self.path.display()).entered();
         let started = Instant::now();
         let mut state = self.lock_state();
+        self.refuse_unreadable_damage()?;
         let store = compaction_target(&self.path);
         let temp = compaction_temp_path(&store);
         let result = self.rewrite(&mut state, &store, &temp, &progress);
@@ -92,6 +93,11 @@ impl DataStore {
             let _ = std::fs::remove_file(&temp);
         }
         let stats = result?;
+        // Damage of the old file (dead entries only, see above) is gone with it.
+        self.damage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
         info!(
             bytes_before = stats.bytes_before,
             bytes_after = stats.bytes_after,
@@ -101,6 +107,24 @@ impl DataStore {
             "compacted"
         );
         Ok(stats)
+    }
+
+    /// Bytes that open had to skip may have held live entries; compacting
+    /// would discard them for good, so refuse and say what to do instead.
+    /// (A damaged *live* value is refused while copying; damaged dead
+    /// entries are dropped like any dead entry.)
+    fn refuse_unreadable_damage(&self) -> Result<()> {
+        let damage = self.damage();
+        match damage.iter().find(|d| d.kind == DamageKind::Unreadable) {
+            None => Ok(()),
+            Some(first) => Err(Error::Corrupt {
+                offset: first.range.start,
+                reason: format!(
+                    "{first}; compaction would discard these bytes for good. Copy the readable \
+                     entries into a new store instead (for example `mmblob export` then `mmblob import`)"
+                ),
+            }),
+        }
     }
 
     fn rewrite(

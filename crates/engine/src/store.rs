@@ -284,6 +284,7 @@ fn same_file(a: &File, b: &File) -> std::io::Result<bool> {
 fn open_file(path: &Path, options: &OpenOptions) -> Result<(File, Option<File>)> {
     // Compaction may rename a new file over the path between our open and our
     // lock; then the lock is on a stale file and we try again.
+    let mut created = false;
     for _ in 0..16 {
         // Look before opening: opening a FIFO for reading blocks until some
         // other process opens it for writing, so a read-only open of a named
@@ -304,7 +305,20 @@ fn open_file(path: &Path, options: &OpenOptions) -> Result<(File, Option<File>)>
                     && options.create
                     && !options.read_only =>
             {
+                if created {
+                    // Creating succeeded (or found something at the path) yet
+                    // opening still finds nothing: a symlink to a missing file.
+                    return Err(Error::io(
+                        format!("opening {}", path.display()),
+                        std::io::Error::new(
+                            std::io::ErrorKind::NotFound,
+                            "the path is a symbolic link to a file that does not exist; \
+                             create the target or remove the link",
+                        ),
+                    ));
+                }
                 create_store_file(path)?;
+                created = true;
                 continue;
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {

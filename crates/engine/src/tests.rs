@@ -70,3 +70,40 @@ fn live_totals_follow_overwrites_within_and_across_batches() {
         (0, 0)
     );
 }
+
+#[test]
+fn compaction_refuses_while_open_skipped_unreadable_bytes() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("s.mmblob");
+    let store = OpenOptions::new().open(&path).expect("open");
+    let mut ends = Vec::new();
+    for i in 0..5u8 {
+        ends.push(store.write(&[b'k', i], &[i; 100]).expect("write"));
+    }
+    drop(store);
+    let mut bytes = std::fs::read(&path).expect("read");
+    // The key_len field of entry 2's trailer: its structure no longer holds.
+    bytes[usize::try_from(ends[2]).expect("offset") - 8] ^= 0x40;
+    std::fs::write(&path, &bytes).expect("damage");
+    let store = OpenOptions::new().open(&path).expect("open damaged");
+    assert_eq!(store.damage().len(), 1);
+    let err = store
+        .compact()
+        .expect_err("compaction would discard unreadable bytes");
+    assert!(matches!(err, crate::Error::Corrupt { .. }), "{err}");
+    assert_eq!(
+        std::fs::read(&path).expect("read"),
+        bytes,
+        "store untouched"
+    );
+    assert_eq!(store.len(), 4);
+}
+
+#[test]
+fn a_symlink_to_a_missing_file_is_an_error_not_a_loop() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let link = dir.path().join("link.mmblob");
+    std::os::unix::fs::symlink(dir.path().join("missing/target.mmblob"), &link).expect("symlink");
+    let err = OpenOptions::new().open(&link).expect_err("dangling link");
+    assert!(err.to_string().contains("symbolic link"), "{err}");
+}
