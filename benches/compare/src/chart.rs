@@ -35,6 +35,17 @@ fn ratio(row: &Row, peer: Kind) -> Option<f64> {
         .and_then(|c| c.ratio_to_mmblob)
 }
 
+/// The text after a bar and where it starts (`None`: at the axis), or
+/// nothing if the peer has no number for this row.
+fn bar_label(row: &Row, peer: Kind) -> Option<(String, Option<f64>)> {
+    let cell = row.cells.iter().find(|c| c.engine == peer.name())?;
+    match cell.ratio_to_mmblob {
+        Some(v) => Some((format!(" {}", ratio_text(v)), Some(v))),
+        None if cell.status != "ok" => Some((format!(" {}", cell.status), None)),
+        None => None,
+    }
+}
+
 /// Whether `row` gets bars: a primary metric with a direction.
 fn charted(row: &Row) -> bool {
     row.better != Better::Info && !row.secondary
@@ -97,7 +108,7 @@ pub fn write_svg(path: &Path, rows: &[Row], engines: &[Kind], title: &str) -> Re
         let values = rows.iter().enumerate().filter_map(|(i, r)| {
             let y = top - (i * per_row + p) as f64 - 0.5;
             let style = TextStyle::from(("sans-serif", 11)).pos(Pos::new(HPos::Left, VPos::Center));
-            ratio(r, peer).map(|v| Text::new(format!(" {}", ratio_text(v)), (v, y), style))
+            bar_label(r, peer).map(|(text, x)| Text::new(text, (x.unwrap_or(lo), y), style))
         });
         chart.draw_series(values).map_err(err)?;
     }

@@ -158,8 +158,10 @@ pub fn notes(samples: &[Sample]) -> Vec<String> {
 
 fn sig(v: f64) -> String {
     let a = v.abs();
-    if a != 0.0 && a < 0.01 {
+    if a != 0.0 && a < 0.0001 {
         format!("{v:.2e}")
+    } else if a < 0.01 {
+        format!("{v:.4}")
     } else if a >= 100.0 {
         format!("{v:.0}")
     } else if a >= 10.0 {
