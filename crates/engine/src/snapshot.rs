@@ -72,7 +72,9 @@ pub(crate) fn load(store: &Path, expect: &Expect) -> Option<Snapshot> {
     if cfg!(target_endian = "big") {
         return None;
     }
-    let mut file = io::BufReader::with_capacity(1 << 20, File::open(sidecar_path(store)).ok()?);
+    // Unbuffered: slot arrays are read straight into place (a buffer would
+    // copy every byte twice); only the 64 small counts cost a call each.
+    let mut file = File::open(sidecar_path(store)).ok()?;
     let mut header = [0u8; HEADER_LEN];
     file.read_exact(&mut header).ok()?;
     let tail = le_u64(&header, 16);
@@ -113,7 +115,8 @@ fn read_table(file: &mut impl Read, hasher: &mut Xxh3, tail: u64) -> Option<Tabl
     if count > usize::try_from(tail).ok()? {
         return None;
     }
-    let mut slots = vec![<Slot as bytemuck::Zeroable>::zeroed(); count].into_boxed_slice();
+    // Zeroed allocation: fresh pages, no memset before the read fills them.
+    let mut slots: Box<[Slot]> = bytemuck::allocation::zeroed_slice_box(count);
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut slots);
     file.read_exact(bytes).ok()?;
     hasher.update(bytes);
