@@ -241,34 +241,36 @@ impl Index {
     }
 }
 
-/// Sorts file offsets: LSD radix sort on 16-bit digits for large inputs
-/// (two passes for files under 4 GiB), which is several times faster than
-/// a comparison sort and keeps iteration at a few ns per entry.
+/// Sorts file offsets: LSD radix sort on 11-bit digits for large inputs
+/// (three passes for files under 8 GiB). 2,048 counters stay in L1 cache,
+/// so each pass streams; wider digits scatter across too many buckets.
 fn sort_offsets(offsets: &mut Vec<u64>) {
+    const DIGIT_BITS: u32 = 11;
+    const MASK: u64 = (1 << DIGIT_BITS) - 1;
     if offsets.len() < 1 << 12 {
         offsets.sort_unstable();
         return;
     }
     let bits = 64 - offsets.iter().max().map_or(0, |m| m.leading_zeros());
     let mut scratch = vec![0u64; offsets.len()];
-    let mut counts = vec![0usize; 1 << 16];
+    let mut counts = [0usize; 1 << DIGIT_BITS];
     let mut shift = 0;
     while shift < bits {
         counts.fill(0);
         for &x in offsets.iter() {
-            counts[((x >> shift) & 0xffff) as usize] += 1;
+            counts[((x >> shift) & MASK) as usize] += 1;
         }
         let mut next = 0;
         for count in &mut counts {
             next += std::mem::replace(count, next);
         }
         for &x in offsets.iter() {
-            let digit = ((x >> shift) & 0xffff) as usize;
+            let digit = ((x >> shift) & MASK) as usize;
             scratch[counts[digit]] = x;
             counts[digit] += 1;
         }
         std::mem::swap(offsets, &mut scratch);
-        shift += 16;
+        shift += DIGIT_BITS;
     }
 }
 
