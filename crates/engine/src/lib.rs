@@ -9,6 +9,7 @@
 mod append;
 mod compact;
 mod damage;
+mod group_commit;
 mod index;
 mod iter;
 mod maintain;

@@ -44,10 +44,7 @@ impl DataStore {
         // caller asked for it.
         file.sync_data()
             .map_err(|e| io_err(&self.path, "syncing", e))?;
-        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        if target > *synced {
-            *synced = target;
-        }
+        self.group_commit.record(target);
         Ok(())
     }
 

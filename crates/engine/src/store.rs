@@ -13,6 +13,7 @@ use tracing::{error, info, info_span, warn};
 
 use crate::damage::Damage;
 use crate::error::{Error, Result};
+use crate::group_commit::GroupCommit;
 use crate::index::{Change, Index, shard_of};
 use crate::options::OpenOptions;
 use crate::recovery::{Ctx, Walked, key_in, walk};
@@ -36,8 +37,8 @@ pub struct DataStore {
     pub(crate) options: OpenOptions,
     pub(crate) index: Index,
     pub(crate) state: Mutex<State>,
-    /// `(epoch, end)` known to be on stable storage (group commit).
-    pub(crate) synced: Mutex<(u64, u64)>,
+    /// Shares `fdatasync`s between writers under `Durability::Sync`.
+    pub(crate) group_commit: GroupCommit,
     pub(crate) damage: Mutex<Vec<Damage>>,
     /// Mirror of `State::tail` readable without the writer lock.
     pub(crate) tail: AtomicU64,
@@ -149,7 +150,7 @@ impl DataStore {
                 epoch: 0,
                 snapshot_tail,
             }),
-            synced: Mutex::new((0, tail)),
+            group_commit: GroupCommit::new((0, tail)),
             damage: Mutex::new(Vec::new()),
             tail: AtomicU64::new(tail),
         };

@@ -2,8 +2,8 @@
 
 use std::io::{self, Read};
 use std::os::unix::fs::{FileExt, MetadataExt};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, PoisonError};
 
 use mmblob_entry::EntryHandle;
 use mmblob_entry::checksum::EntryCrc;
@@ -387,19 +387,15 @@ impl DataStore {
     /// `epoch` is the file epoch `end` belongs to: compaction syncs its new
     /// file completely, so an older epoch is always covered once replaced.
     pub(crate) fn sync_through(&self, epoch: u64, end: u64) -> Result<()> {
-        let mut synced = self.synced.lock().unwrap_or_else(PoisonError::into_inner);
-        let (synced_epoch, synced_end) = *synced;
-        if synced_epoch > epoch || (synced_epoch == epoch && synced_end >= end) {
-            return Ok(());
-        }
-        let (file, target) = {
-            let state = self.lock_state();
-            (Arc::clone(&state.file), (state.epoch, state.tail))
-        };
-        file.sync_data()
-            .map_err(|e| io_err(&self.path, "syncing", e))?;
-        *synced = target;
-        Ok(())
+        self.group_commit
+            .sync_through((epoch, end), || {
+                let (file, covered) = {
+                    let state = self.lock_state();
+                    (Arc::clone(&state.file), (state.epoch, state.tail))
+                };
+                file.sync_data().map(|()| covered)
+            })
+            .map_err(|e| io_err(&self.path, "syncing", e))
     }
 }
 
