@@ -158,9 +158,11 @@ impl Acked {
         } else if let Some(id) = event.strip_prefix("batch b") {
             self.batches.insert(id.to_owned());
         } else if let Some(key) = event.strip_prefix("renaming ") {
+            // Until the rename is acknowledged the key may be under either
+            // name; the rename check covers it.
+            assert!(self.present.remove(key), "child renamed an unknown key");
             self.renames.insert(key.to_owned());
         } else if let Some(key) = event.strip_prefix("renamed ") {
-            assert!(self.present.remove(key), "child renamed an unknown key");
             self.deleted.insert(key.to_owned());
             self.present.insert(format!("m{key}"));
         }
