@@ -10,7 +10,7 @@ use std::io::Read;
 use std::path::Path;
 
 use mmblob::format::{Header, Trailer, align_up};
-use mmblob::{DataStore, Error, OpenOptions};
+use mmblob::{DamageKind, DataStore, Error, OpenOptions};
 
 type Model = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -273,13 +273,21 @@ pub fn check_open(image: &[u8]) {
     }
 
     // Compaction keeps exactly the live entries, and never gives a damaged
-    // live value a fresh checksum: it refuses and changes nothing instead.
+    // live value a fresh checksum nor drops a stretch open had to skip: it
+    // refuses and changes nothing instead.
     let store = DataStore::open_existing(&path).expect("reopen to compact");
     let live_damaged = store.iter_entries().any(|entry| !entry.verify_checksum());
+    // Stretches open had to skip may have held live entries: compaction
+    // would drop them for good, so it refuses those too.
+    let skipped = store
+        .damage()
+        .iter()
+        .any(|d| d.kind == DamageKind::Unreadable);
     let before = file_bytes(&path);
     match store.compact() {
         Ok(_) => {
             assert!(!live_damaged, "compaction hid a damaged live value");
+            assert!(!skipped, "compaction dropped bytes open could not read");
             assert_eq!(snapshot(&store), model, "compaction changed the entries");
             assert!(
                 store.verify().expect("verify").is_ok(),
@@ -291,7 +299,7 @@ pub fn check_open(image: &[u8]) {
         }
         Err(Error::Corrupt { .. }) => {
             assert!(
-                live_damaged,
+                live_damaged || skipped,
                 "compaction refused a store whose live values are intact"
             );
             assert!(
