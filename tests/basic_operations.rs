@@ -220,6 +220,19 @@ fn iteration_sequential_and_parallel_agree() {
             .insert((k.to_vec(), v.to_vec()));
     });
     assert_eq!(par_borrowed.into_inner().expect("lock"), par);
+    let folded = store.par_fold_entries(
+        Vec::new,
+        |mut all, k, v| {
+            all.push((k.to_vec(), v.to_vec()));
+            all
+        },
+        |mut a, b| {
+            a.extend(b);
+            a
+        },
+    );
+    assert_eq!(folded.len(), par.len());
+    assert_eq!(folded.into_iter().collect::<HashSet<_>>(), par);
     let offsets: Vec<u64> = store
         .iter_entries()
         .map(|e| e.offset_range().start)

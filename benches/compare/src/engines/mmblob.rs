@@ -44,20 +44,21 @@ impl Engine for Mmblob {
         Ok(Box::new(MmblobReader { store: &self.store }))
     }
 
+    /// The borrowing scan: key and value slices lent from the map, no
+    /// handle (and no reference count) per entry.
     fn scan(&self) -> Result<Scan> {
         let mut total = Scan::default();
-        for handle in self.store.iter_entries() {
-            total = total.merge(Scan::one(&handle));
-        }
+        self.store
+            .for_each_entry(|_, value| total = total.merge(Scan::one(value)));
         Ok(total)
     }
 
     fn par_scan(&self) -> Result<Option<Scan>> {
-        let total = self
-            .store
-            .par_iter_entries()
-            .map(|handle| Scan::one(&handle))
-            .reduce(Scan::default, Scan::merge);
+        let total = self.store.par_fold_entries(
+            Scan::default,
+            |acc, _, value| acc.merge(Scan::one(value)),
+            Scan::merge,
+        );
         Ok(Some(total))
     }
 
