@@ -93,7 +93,7 @@
 //! ## File format
 //!
 //! See `docs/format.md` in the repository for byte diagrams, and
-//! [`format`] for the constants and codecs.
+//! [`format`](mod@format) for the constants and codecs.
 
 pub use mmblob_engine::{
     CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryIter, EntryStream,

@@ -1,7 +1,7 @@
 //! Entry format and zero-copy entry handles for the mmblob store.
 //!
 //! This crate holds everything about one entry and nothing about the engine:
-//! the on-disk [`format`] (header and trailer encoding, alignment), the
+//! the on-disk [`format`](mod@format) (header and trailer encoding, alignment), the
 //! seeded [`checksum`], the shared [`Mapping`] of a store file, the
 //! [`EntryHandle`] that reads a value in place, its typed views and the
 //! [`EntryStream`] that streams it. Most users want the `mmblob` crate, which
