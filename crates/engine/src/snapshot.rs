@@ -8,23 +8,29 @@
 //! written after it. Deleting it only makes the next open walk the chain.
 //!
 //! ```text
-//! 0..8 magic "MMBIDX\0\x01" | 8..16 store id | 16..24 covered end | 24..28 crc of the entry ending there
+//! 0..8 magic "MMBIDX\0\x02" | 8..16 store id | 16..24 covered end | 24..28 crc of the entry ending there
 //! 28..32 shard count | 32..56 live entries, payload bytes, entry bytes (u64 each)
-//! then per shard: slot count u64, slots (16 B each: key hash u64, entry end u64)
-//! then xxh3-64 of everything before
+//! then the slot count of every shard (u64 each)
+//! then every shard's slots (16 B each: key hash u64, entry end u64)
+//! then the xxh3-64 of every shard's slot bytes (u64 each)
+//! then the xxh3-64 of the header, the counts and the shard digests
 //! ```
+//!
+//! The counts up front let open read and check the shards in parallel with
+//! positional reads.
 
 use std::fs::File;
-use std::io::{self, BufWriter, Read, Write};
+use std::io::{self, BufWriter, Write};
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::Xxh3;
+use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::index::Index;
 use crate::store::LiveTotals;
 use crate::table::{Slot, Table};
 
-const MAGIC: [u8; 8] = *b"MMBIDX\0\x01";
+const MAGIC: [u8; 8] = *b"MMBIDX\0\x02";
 const HEADER_LEN: usize = 56;
 /// Stores with fewer live keys open fast enough by walking.
 pub(crate) const MIN_KEYS: u64 = 10_000;
@@ -72,54 +78,90 @@ pub(crate) fn load(store: &Path, expect: &Expect) -> Option<Snapshot> {
     if cfg!(target_endian = "big") {
         return None;
     }
-    // Unbuffered: slot arrays are read straight into place (a buffer would
-    // copy every byte twice); only the 64 small counts cost a call each.
-    let mut file = File::open(sidecar_path(store)).ok()?;
-    let mut header = [0u8; HEADER_LEN];
-    file.read_exact(&mut header).ok()?;
-    let tail = le_u64(&header, 16);
-    let matches = header[..8] == MAGIC
-        && le_u64(&header, 8) == expect.store_id
+    let file = File::open(sidecar_path(store)).ok()?;
+    let shards = Index::shard_count();
+    let mut head = vec![0u8; HEADER_LEN + 8 * shards];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let tail = le_u64(&head, 16);
+    let matches = head[..8] == MAGIC
+        && le_u64(&head, 8) == expect.store_id
         && tail <= expect.tail
-        && (expect.crc_at)(tail) == Some(le_u32(&header, 24))
-        && le_u32(&header, 28) as usize == Index::shard_count();
+        && (expect.crc_at)(tail) == Some(le_u32(&head, 24))
+        && le_u32(&head, 28) as usize == shards;
     if !matches {
         return None;
     }
-    let mut hasher = Xxh3::new();
-    hasher.update(&header);
-    let mut tables = Vec::with_capacity(Index::shard_count());
-    for _ in 0..Index::shard_count() {
-        tables.push(read_table(&mut file, &mut hasher, tail)?);
-    }
-    let mut digest = [0u8; 8];
-    file.read_exact(&mut digest).ok()?;
-    if u64::from_le_bytes(digest) != hasher.digest() || file.read(&mut [0u8; 1]).ok()? != 0 {
+    let counts: Vec<u64> = (0..shards)
+        .map(|i| le_u64(&head, HEADER_LEN + 8 * i))
+        .collect();
+    // A damaged count must not make us allocate without bound: the slots of
+    // a real table of this store fit in the covered file many times over.
+    if counts.iter().any(|&c| c > tail) {
         return None;
     }
+    let slots_start = head.len() as u64;
+    let slots_len: u64 = counts.iter().sum::<u64>() * SLOT_LEN;
+    let mut tail_part = vec![0u8; 8 * shards + 8];
+    file.read_exact_at(&mut tail_part, slots_start + slots_len)
+        .ok()?;
+    if file.metadata().ok()?.len() != slots_start + slots_len + tail_part.len() as u64 {
+        return None;
+    }
+    let digests = &tail_part[..8 * shards];
+    if outer_digest(&head, digests) != le_u64(&tail_part, 8 * shards) {
+        return None;
+    }
+    let mut offsets = Vec::with_capacity(shards);
+    let mut offset = slots_start;
+    for &count in &counts {
+        offsets.push(offset);
+        offset += count * SLOT_LEN;
+    }
+    let read_shard =
+        |i: usize| read_table(&file, offsets[i], counts[i], le_u64(digests, 8 * i), tail);
+    let tables = for_each_shard(shards, read_shard)
+        .into_iter()
+        .collect::<Option<Vec<Table>>>()?;
     let live = LiveTotals {
-        entries: le_u64(&header, 32),
-        payload_bytes: le_u64(&header, 40),
-        entry_bytes: le_u64(&header, 48),
+        entries: le_u64(&head, 32),
+        payload_bytes: le_u64(&head, 40),
+        entry_bytes: le_u64(&head, 48),
     };
     Some(Snapshot { tail, tables, live })
 }
 
-fn read_table(file: &mut impl Read, hasher: &mut Xxh3, tail: u64) -> Option<Table> {
-    let mut count = [0u8; 8];
-    file.read_exact(&mut count).ok()?;
-    hasher.update(&count);
-    let count = usize::try_from(u64::from_le_bytes(count)).ok()?;
-    // A damaged count must not make us allocate without bound: the slots
-    // of a real table of this store fit in the covered file many times over.
-    if count > usize::try_from(tail).ok()? {
-        return None;
+const SLOT_LEN: u64 = size_of::<Slot>() as u64;
+
+/// The digest over the header, the counts and the shard digests.
+fn outer_digest(head: &[u8], shard_digests: &[u8]) -> u64 {
+    let mut hasher = Xxh3::new();
+    hasher.update(head);
+    hasher.update(shard_digests);
+    hasher.digest()
+}
+
+/// `f(0..n)`, in parallel when the `parallel` feature is on.
+fn for_each_shard<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+    #[cfg(feature = "parallel")]
+    {
+        use rayon::prelude::*;
+        (0..n).into_par_iter().map(f).collect()
     }
+    #[cfg(not(feature = "parallel"))]
+    {
+        (0..n).map(f).collect()
+    }
+}
+
+fn read_table(file: &File, offset: u64, count: u64, digest: u64, tail: u64) -> Option<Table> {
+    let count = usize::try_from(count).ok()?;
     // Zeroed allocation: fresh pages, no memset before the read fills them.
     let mut slots: Box<[Slot]> = bytemuck::allocation::zeroed_slice_box(count);
     let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut slots);
-    file.read_exact(bytes).ok()?;
-    hasher.update(bytes);
+    file.read_exact_at(bytes, offset).ok()?;
+    if xxh3_64(bytes) != digest {
+        return None;
+    }
     Table::from_slots(slots, tail + 1)
 }
 
@@ -165,25 +207,31 @@ fn write_file(
     for n in [live.entries, live.payload_bytes, live.entry_bytes] {
         header.extend_from_slice(&n.to_le_bytes());
     }
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
-    let mut hasher = Xxh3::new();
-    let mut put = |bytes: &[u8]| {
-        hasher.update(bytes);
-        out.write_all(bytes)
-    };
-    put(&header)?;
-    for &table in tables {
-        let packed;
-        let table = if table.load_percent() < REPACK_BELOW_LOAD_PERCENT {
-            packed = table.rebuilt(|_| true);
-            &packed
-        } else {
-            table
-        };
-        put(&(table.slots().len() as u64).to_le_bytes())?;
-        put(bytemuck::cast_slice(table.slots()))?;
+    let packed: Vec<std::borrow::Cow<'_, Table>> = tables
+        .iter()
+        .map(|&table| {
+            if table.load_percent() < REPACK_BELOW_LOAD_PERCENT {
+                std::borrow::Cow::Owned(table.rebuilt(|_| true))
+            } else {
+                std::borrow::Cow::Borrowed(table)
+            }
+        })
+        .collect();
+    for table in &packed {
+        header.extend_from_slice(&(table.slots().len() as u64).to_le_bytes());
     }
-    out.write_all(&hasher.digest().to_le_bytes())?;
+    let slot_bytes = |i: usize| -> &[u8] { bytemuck::cast_slice(packed[i].slots()) };
+    let digests: Vec<u8> = for_each_shard(packed.len(), |i| xxh3_64(slot_bytes(i)))
+        .into_iter()
+        .flat_map(u64::to_le_bytes)
+        .collect();
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
+    out.write_all(&header)?;
+    for i in 0..packed.len() {
+        out.write_all(slot_bytes(i))?;
+    }
+    out.write_all(&digests)?;
+    out.write_all(&outer_digest(&header, &digests).to_le_bytes())?;
     // No fsync: a torn or stale sidecar fails its checks and is ignored.
     out.flush()
 }
