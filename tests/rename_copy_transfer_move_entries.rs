@@ -2,6 +2,10 @@
 //! `transfer_to` move values between stores, keeping key and bytes, and
 //! refuse missing keys and copies of a store onto itself.
 
+mod support;
+
+use support::limits::limit_file_size;
+
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
@@ -399,23 +403,6 @@ fn a_value_written_during_a_transfer_stays_in_the_source() {
 }
 
 const ENV_FULL_DISK_DIR: &str = "MMBLOB_TEST_FULL_DISK_DIR";
-
-/// Sets the soft limit on the size of files this process writes (`None`:
-/// back to the hard limit).
-fn limit_file_size(limit: Option<u64>) {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit writes one rlimit into the struct we pass.
-    let rc = unsafe { libc::getrlimit(libc::RLIMIT_FSIZE, &mut lim) };
-    assert_eq!(rc, 0, "getrlimit");
-    lim.rlim_cur = limit.map_or(lim.rlim_max, |l| l.min(lim.rlim_max));
-    // SAFETY: setrlimit reads the struct; setting the soft limit at or
-    // below the hard limit is always allowed.
-    let rc = unsafe { libc::setrlimit(libc::RLIMIT_FSIZE, &lim) };
-    assert_eq!(rc, 0, "setrlimit");
-}
 
 /// Run in a child process by `copies_that_fail_midway_leave_both_stores_consistent`:
 /// the file-size limit it sets applies to the whole process.

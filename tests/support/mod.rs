@@ -7,4 +7,5 @@
 
 pub mod child;
 pub mod fuzz_checks;
+pub mod limits;
 pub mod rng;
