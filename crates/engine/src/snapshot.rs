@@ -165,16 +165,18 @@ fn read_table(file: &File, offset: u64, count: u64, digest: u64, tail: u64) -> O
     Table::from_slots(slots, tail + 1)
 }
 
-/// Writes the sidecar for `tables` covering the store up to `tail`,
-/// replacing any previous one atomically.
-pub(crate) fn save(
-    store: &Path,
-    store_id: u64,
-    tail: u64,
-    tail_crc: u32,
-    tables: &[&Table],
-    live: LiveTotals,
-) -> io::Result<()> {
+/// What a saved sidecar records about the store besides its tables.
+pub(crate) struct Covered {
+    pub(crate) store_id: u64,
+    /// The end offset the tables cover.
+    pub(crate) tail: u64,
+    /// The stored crc of the entry ending at `tail`.
+    pub(crate) tail_crc: u32,
+    pub(crate) live: LiveTotals,
+}
+
+/// Writes the sidecar for `tables`, replacing any previous one atomically.
+pub(crate) fn save(store: &Path, covered: &Covered, tables: &[&Table]) -> io::Result<()> {
     if cfg!(target_endian = "big") {
         return Ok(());
     }
@@ -182,27 +184,21 @@ pub(crate) fn save(
     let mut temp_name = final_path.as_os_str().to_owned();
     temp_name.push(".tmp");
     let temp = PathBuf::from(temp_name);
-    let result = write_file(&temp, store_id, tail, tail_crc, tables, live)
-        .and_then(|()| std::fs::rename(&temp, &final_path));
+    let result =
+        write_file(&temp, covered, tables).and_then(|()| std::fs::rename(&temp, &final_path));
     if result.is_err() {
         let _ = std::fs::remove_file(&temp);
     }
     result
 }
 
-fn write_file(
-    path: &Path,
-    store_id: u64,
-    tail: u64,
-    tail_crc: u32,
-    tables: &[&Table],
-    live: LiveTotals,
-) -> io::Result<()> {
+fn write_file(path: &Path, covered: &Covered, tables: &[&Table]) -> io::Result<()> {
+    let live = covered.live;
     let mut header = Vec::with_capacity(HEADER_LEN);
     header.extend_from_slice(&MAGIC);
-    header.extend_from_slice(&store_id.to_le_bytes());
-    header.extend_from_slice(&tail.to_le_bytes());
-    header.extend_from_slice(&tail_crc.to_le_bytes());
+    header.extend_from_slice(&covered.store_id.to_le_bytes());
+    header.extend_from_slice(&covered.tail.to_le_bytes());
+    header.extend_from_slice(&covered.tail_crc.to_le_bytes());
     header.extend_from_slice(&(tables.len() as u32).to_le_bytes());
     for n in [live.entries, live.payload_bytes, live.entry_bytes] {
         header.extend_from_slice(&n.to_le_bytes());

@@ -635,14 +635,13 @@ impl DataStore {
             .map(|i| self.index.read(i))
             .collect();
         let tables: Vec<&Table> = guards.iter().map(|g| &g.table).collect();
-        if let Err(e) = snapshot::save(
-            &self.path,
-            state.store_id,
-            state.tail,
-            crc,
-            &tables,
-            state.live,
-        ) {
+        let covered = snapshot::Covered {
+            store_id: state.store_id,
+            tail: state.tail,
+            tail_crc: crc,
+            live: state.live,
+        };
+        if let Err(e) = snapshot::save(&self.path, &covered, &tables) {
             warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
         }
     }

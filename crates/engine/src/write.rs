@@ -244,7 +244,7 @@ impl DataStore {
             payload_len: trailer.payload_len,
             size: end - prev_end,
         };
-        self.publish(&mut state, &[appended], |_| key)?;
+        self.publish(&mut state, &[appended], |_| key);
         state.needs_truncate = false;
         let epoch = state.epoch;
         drop(state);
@@ -315,24 +315,21 @@ impl DataStore {
         if let Err(e) = appender.write_to(&state.file) {
             return Err(self.roll_back(state, prev_end, io_err(&self.path, "appending to", e)));
         }
-        self.publish(state, appender.entries(), key_of)?;
+        self.publish(state, appender.entries(), key_of);
         Ok(appender.end())
     }
 
-    /// Exposes appended entries to readers: map, index, totals, tail.
+    /// Exposes appended entries to readers: map, index, totals, tail. The
+    /// caller reserved the map for them before writing (see `commit`).
     fn publish<'k>(
         &self,
         state: &mut State,
         entries: &[Appended],
         key_of: impl Fn(usize) -> &'k [u8],
-    ) -> Result<()> {
+    ) {
         let Some(last) = entries.last() else {
-            return Ok(());
+            return;
         };
-        let prev_end = state.tail;
-        if let Err(e) = self.reserve_map(state, last.end) {
-            return Err(self.roll_back(state, prev_end, e));
-        }
         // SAFETY: the bytes up to `last.end` were just written to the file and
         // are committed: mmblob never changes or truncates them.
         unsafe { state.map.extend_readable(last.end) };
@@ -351,7 +348,6 @@ impl DataStore {
         self.index.apply(&mut state.live, map.readable(), &changes);
         state.tail = last.end;
         self.tail.store(last.end, Ordering::Release);
-        Ok(())
     }
 
     /// Cuts the file back to `prev_end` after a failed append and returns `err`.
