@@ -13,6 +13,7 @@ use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use mmblob_entry::Mapping;
 use mmblob_entry::format::TRAILER_LEN;
 
+use crate::order::sort_ends;
 use crate::store::LiveTotals;
 use crate::table::Table;
 
@@ -231,69 +232,12 @@ impl Index {
                     Some(map) if map.readable_len() >= shard.map.readable_len() => {}
                     _ => newest = Some(Arc::clone(&shard.map)),
                 }
-                ends.extend(shard.table.ends());
+                shard.table.append_ends(&mut ends);
             }
             if let (true, Some(map)) = (same_file, newest) {
-                sort_offsets(&mut ends);
+                sort_ends(&mut ends);
                 return (map, ends);
             }
-        }
-    }
-}
-
-/// Sorts file offsets: LSD radix sort on 11-bit digits for large inputs
-/// (three passes for files under 8 GiB). 2,048 counters stay in L1 cache,
-/// so each pass streams; wider digits scatter across too many buckets.
-fn sort_offsets(offsets: &mut Vec<u64>) {
-    const DIGIT_BITS: u32 = 11;
-    const MASK: u64 = (1 << DIGIT_BITS) - 1;
-    if offsets.len() < 1 << 12 {
-        offsets.sort_unstable();
-        return;
-    }
-    let bits = 64 - offsets.iter().max().map_or(0, |m| m.leading_zeros());
-    let mut scratch = vec![0u64; offsets.len()];
-    let mut counts = [0usize; 1 << DIGIT_BITS];
-    let mut shift = 0;
-    while shift < bits {
-        counts.fill(0);
-        for &x in offsets.iter() {
-            counts[((x >> shift) & MASK) as usize] += 1;
-        }
-        let mut next = 0;
-        for count in &mut counts {
-            next += std::mem::replace(count, next);
-        }
-        for &x in offsets.iter() {
-            let digit = ((x >> shift) & MASK) as usize;
-            scratch[counts[digit]] = x;
-            counts[digit] += 1;
-        }
-        std::mem::swap(offsets, &mut scratch);
-        shift += DIGIT_BITS;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sort_offsets;
-
-    #[test]
-    fn radix_sort_matches_std_sort() {
-        let mut seed = 0x2545_f491_4f6c_dd1du64;
-        for len in [0usize, 1, 5, 4095, 4096, 70_000] {
-            let mut values: Vec<u64> = (0..len)
-                .map(|_| {
-                    seed ^= seed << 13;
-                    seed ^= seed >> 7;
-                    seed ^= seed << 17;
-                    seed >> (seed % 40)
-                })
-                .collect();
-            let mut expected = values.clone();
-            expected.sort_unstable();
-            sort_offsets(&mut values);
-            assert_eq!(values, expected, "len {len}");
         }
     }
 }

@@ -14,6 +14,7 @@ mod index;
 mod iter;
 mod maintain;
 mod options;
+mod order;
 mod read;
 mod recovery;
 mod snapshot;

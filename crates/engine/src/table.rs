@@ -210,6 +210,22 @@ impl Table {
     pub(crate) fn ends(&self) -> impl Iterator<Item = u64> + '_ {
         self.occupied().map(|s| s.end)
     }
+
+    /// Appends every stored end to `out`, in table order. Branch-free: each slot is
+    /// written and the length advances only past occupied ones.
+    pub(crate) fn append_ends(&self, out: &mut Vec<u64>) {
+        let start = out.len();
+        out.resize(start + self.len + 1, EMPTY);
+        let mut next = start;
+        for slot in &self.slots {
+            out[next] = slot.end;
+            next += usize::from(slot.end != EMPTY);
+            if next > start + self.len {
+                break;
+            }
+        }
+        out.truncate(next);
+    }
 }
 
 #[cfg(test)]
