@@ -88,7 +88,8 @@
 //! What mmblob cannot prevent is *another program* truncating or rewriting a
 //! store file while it is mapped; as with every memory-mapped store, don't.
 //! All `unsafe` code lives in `mmblob_entry::Mapping`, in a handful of
-//! small functions that each state why they are sound.
+//! small functions that each state why they are sound (plus one CPU
+//! prefetch hint, which cannot touch memory).
 //!
 //! ## File format
 //!

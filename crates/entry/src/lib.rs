@@ -15,11 +15,13 @@ mod error;
 pub mod format;
 mod handle;
 mod mapping;
+mod prefetch;
 mod stream;
 
 pub use error::{Error, Result};
 pub use handle::EntryHandle;
 pub use mapping::Mapping;
+pub use prefetch::prefetch;
 pub use stream::EntryStream;
 
 /// Renders a key for messages: as text when it is printable UTF-8, else as
