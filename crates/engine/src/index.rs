@@ -19,6 +19,9 @@ use crate::table::Table;
 
 const SHARD_BITS: u32 = 6;
 const SHARDS: usize = 1 << SHARD_BITS;
+/// Changes applied per round of prefetching: their slots (one cache line
+/// each) stay in cache until they are written.
+const APPLY_WINDOW: usize = 2048;
 
 /// One change to the index: `key` now lives in the entry ending at `end`,
 /// or (for a tombstone) no longer lives anywhere.
@@ -117,19 +120,35 @@ impl Index {
 
     /// Applies `changes` in order (so within one batch the last change of
     /// a key wins) and keeps `live` in step; `bytes` is the readable file.
-    /// Each shard's write lock is taken once for all of its changes, so a
+    /// Each shard's write lock is taken once per window of changes, so a
     /// batch costs one lock round trip per shard, not per entry. Only the
     /// store's single writer (or a read-only handle's refresh) calls this.
     pub(crate) fn apply(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
+        for window in changes.chunks(APPLY_WINDOW) {
+            self.apply_window(live, bytes, window);
+        }
+    }
+
+    fn apply_window(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
         let mut order: Vec<usize> = (0..changes.len()).collect();
         // Stable: changes of one key stay in order within their shard.
         order.sort_by_key(|&i| shard_of(changes[i].hash));
-        let mut replaced = Vec::new();
-        for group in order.chunk_by(|&a, &b| shard_of(changes[a].hash) == shard_of(changes[b].hash))
-        {
+        let groups: Vec<&[usize]> = order
+            .chunk_by(|&a, &b| shard_of(changes[a].hash) == shard_of(changes[b].hash))
+            .collect();
+        // Grow first, then start loading every slot the window will touch,
+        // so that the cache misses overlap instead of coming one by one.
+        for group in &groups {
             let index = shard_of(changes[group[0]].hash);
             self.make_room(index, group.len());
-            let mut guard = self.write(index);
+            let shard = self.read(index);
+            for &i in *group {
+                shard.table.prefetch(changes[i].hash);
+            }
+        }
+        let mut replaced = Vec::new();
+        for group in groups {
+            let mut guard = self.write(shard_of(changes[group[0]].hash));
             let Shard { table, map } = &mut *guard;
             for &i in group {
                 let change = &changes[i];
@@ -142,7 +161,7 @@ impl Index {
                 replaced.extend(old);
             }
         }
-        // Adds first: an entry replaced within the same batch was never
+        // Adds first: an entry replaced within the same window was never
         // counted before, and counting it down first would saturate at zero.
         for change in changes.iter().filter(|c| !c.tombstone) {
             live.add_sizes(change.payload_len, change.size);

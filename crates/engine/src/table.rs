@@ -95,19 +95,43 @@ impl Table {
         }
     }
 
-    fn find(&self, hash: u64, mut is_match: impl FnMut(u64) -> bool) -> Option<usize> {
+    /// Where the key that `is_match` recognises lives (`Ok`), or where its
+    /// probe stopped (`Err`): the slot and distance at which Robin Hood
+    /// insertion of that key would begin.
+    fn probe(
+        &self,
+        hash: u64,
+        mut is_match: impl FnMut(u64) -> bool,
+    ) -> Result<usize, (usize, usize)> {
         let mut i = self.home(hash);
         let mut dist = 0;
         loop {
             let slot = self.slots[i];
             if slot.end == EMPTY || self.distance(i, slot.hash) < dist {
-                return None;
+                return Err((i, dist));
             }
             if slot.hash == hash && is_match(slot.end) {
-                return Some(i);
+                return Ok(i);
             }
             i = self.next(i);
             dist += 1;
+        }
+    }
+
+    fn find(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<usize> {
+        self.probe(hash, is_match).ok()
+    }
+
+    /// Starts loading the slots where a lookup of `hash` begins (its cache
+    /// line and the next), so that a batch of lookups overlaps its cache
+    /// misses instead of taking them in turn.
+    pub(crate) fn prefetch(&self, hash: u64) {
+        const SLOTS_PER_LINE: usize = 64 / size_of::<Slot>();
+        let home = self.home(hash);
+        for i in [home, home + SLOTS_PER_LINE] {
+            if let Some(slot) = self.slots.get(i) {
+                mmblob_entry::prefetch(slot);
+            }
         }
     }
 
@@ -150,22 +174,28 @@ impl Table {
         is_match: impl FnMut(u64) -> bool,
     ) -> Option<u64> {
         debug_assert_ne!(end, EMPTY);
-        if let Some(i) = self.find(hash, is_match) {
-            return Some(std::mem::replace(&mut self.slots[i].end, end));
+        match self.probe(hash, is_match) {
+            Ok(i) => Some(std::mem::replace(&mut self.slots[i].end, end)),
+            Err((i, dist)) => {
+                self.insert_from(Slot { hash, end }, i, dist);
+                None
+            }
         }
-        self.insert_new(hash, end);
-        None
     }
 
     /// Adds a slot for a key known to be absent.
     pub(crate) fn insert_new(&mut self, hash: u64, end: u64) {
+        self.insert_from(Slot { hash, end }, self.home(hash), 0);
+    }
+
+    /// Robin Hood insertion of `carry`, starting at slot `i`, `dist` slots
+    /// from its home. Every slot before `i` on its probe path is known to
+    /// hold a resident at least as far from home, so none of them moves.
+    fn insert_from(&mut self, mut carry: Slot, mut i: usize, mut dist: usize) {
         assert!(
             self.len < self.slots.len(),
             "table full: grow before inserting"
         );
-        let mut carry = Slot { hash, end };
-        let mut i = self.home(hash);
-        let mut dist = 0;
         loop {
             let slot = self.slots[i];
             if slot.end == EMPTY {
