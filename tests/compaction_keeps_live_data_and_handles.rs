@@ -332,12 +332,19 @@ fn readers_and_writers_in_other_threads_run_through_compaction() {
                         let i = (i * 7 + r * 13 + rounds) % STABLE;
                         let key = format!("stable-{i}").into_bytes();
                         let was_compacting = compacting.load(Ordering::Acquire);
-                        let entry = store
-                            .read(&key)
-                            .expect("read")
-                            .unwrap_or_else(|| panic!("stable key {i} missing"));
+                        // One reader takes handles, the other borrows.
+                        let version = if r == 0 {
+                            store
+                                .read(&key)
+                                .expect("read")
+                                .map(|entry| check_value(&key, &entry))
+                        } else {
+                            store
+                                .read_with(&key, |value| check_value(&key, value))
+                                .expect("read_with")
+                        };
                         assert_eq!(
-                            check_value(&key, &entry),
+                            version.unwrap_or_else(|| panic!("stable key {i} missing")),
                             Some(2),
                             "stable key {i} has a wrong value"
                         );

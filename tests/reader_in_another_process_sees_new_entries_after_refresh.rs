@@ -128,7 +128,7 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
     );
     let mut observations = Vec::new();
 
-    // Reads and iteration through the same handle, nonstop, while the
+    // Reads (by handle and borrowed) and iteration through the same handle, nonstop, while the
     // other process appends and compacts and this thread refreshes.
     let stop = Arc::new(AtomicBool::new(false));
     let touched = Arc::new(AtomicU64::new(0));
@@ -147,6 +147,12 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
                     .expect("read")
                     .expect("seed is never deleted");
                 assert_eq!(&*seed, b"present before the reader opened");
+                let borrowed = reader
+                    .read_with(b"seed", |value| {
+                        value == b"present before the reader opened"
+                    })
+                    .expect("read_with");
+                assert_eq!(borrowed, Some(true), "read_with sees the seed");
                 touched.fetch_add(1 + sum % 2, Ordering::Relaxed);
             }
         })
@@ -166,6 +172,16 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
                 .expect("seen after refresh");
         }
     };
+    // The child runs ahead, so this may already be a newer version of the key.
+    let (first_key, first_value) = (first_handle.key().to_vec(), first_handle.to_vec());
+    assert!(
+        history[std::str::from_utf8(&first_key).expect("utf-8 key")]
+            .iter()
+            .any(|v| v.as_deref() == Some(&first_value[..]))
+            || first_value
+                == value_for(format!("{}-v2", String::from_utf8_lossy(&first_key)).as_bytes()),
+        "the first read shows a value the child wrote"
+    );
     let (before, compacted_size): (u64, u64) = loop {
         let event = writer.expect_event("the compaction");
         if let Some(sizes) = event.strip_prefix("compacted ") {
@@ -198,8 +214,8 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
     check_exact(&reader, &history);
     assert!(reader.verify().expect("verify").is_ok());
     assert_eq!(
-        &*first_handle,
-        value_for(first_handle.key()).as_slice(),
+        (first_handle.key(), &*first_handle),
+        (first_key.as_slice(), first_value.as_slice()),
         "a handle from before the compaction stays valid"
     );
 

@@ -5,10 +5,18 @@
 //! same lock word. Each shard also holds the [`Mapping`] its offsets refer
 //! to, so a reader always gets an offset and a map that belong together, even
 //! while compaction swaps in a new file. Writers (serialised by the store)
-//! hold a shard's write lock only for one slot update or a pointer swap;
-//! growing a table is done on a copy outside the write lock.
+//! hold a shard's write lock only for one batch of slot updates or a
+//! pointer swap; growing a table is done on a copy outside the write lock.
+//!
+//! A map taken out of a shard is not dropped on the spot but handed to the
+//! epoch collector of `crossbeam-epoch`. That lets [`Index::with_entry`]
+//! read a value after releasing the shard lock without taking a reference
+//! count: bumping the one count that every reader of a map shares would
+//! bounce its cache line between cores on every read.
 
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use crossbeam_epoch as epoch;
 
 use mmblob_entry::Mapping;
 use mmblob_entry::format::TRAILER_LEN;
@@ -55,6 +63,18 @@ pub(crate) fn key_at(map: &Mapping, end: u64) -> Option<&[u8]> {
     let trailer = map.bytes(trailer_start..end)?;
     let key_len = u64::from(u16::from_le_bytes([trailer[24], trailer[25]]));
     map.bytes(trailer_start.checked_sub(key_len)?..trailer_start)
+}
+
+/// Drops a map taken out of a shard once no reader pinned before it left
+/// can still be using it (see [`Index::with_entry`]). Maps are swapped
+/// rarely (the file outgrew its reservation, compaction, reload), so the
+/// collector is nudged right away: an old file's map, and with it the old
+/// file's disk space, is released as soon as its last readers are done.
+fn retire(map: Arc<Mapping>) {
+    epoch::pin().defer(move || drop(map));
+    for _ in 0..3 {
+        epoch::pin().flush();
+    }
 }
 
 pub(crate) fn shard_of(hash: u64) -> usize {
@@ -107,6 +127,35 @@ impl Index {
             .table
             .get(hash, |end| key_at(&shard.map, end) == Some(key))?;
         Some((Arc::clone(&shard.map), end))
+    }
+
+    /// `f(map, end)` for the entry of `key`, if it is live. No lock is held
+    /// while `f` runs, and no reference count is touched.
+    pub(crate) fn with_entry<R>(
+        &self,
+        hash: u64,
+        key: &[u8],
+        f: impl FnOnce(&Mapping, u64) -> R,
+    ) -> Option<R> {
+        // Pinned before the map is read from its shard: see `retire`.
+        let guard = epoch::pin();
+        let (map, end) = {
+            let shard = self.read(shard_of(hash));
+            let end = shard
+                .table
+                .get(hash, |end| key_at(&shard.map, end) == Some(key))?;
+            (Arc::as_ptr(&shard.map), end)
+        };
+        // SAFETY: the pointer came from a live `Arc` in a shard, read while
+        // `guard` was pinned. A shard's map is only ever released through
+        // `retire`, which defers dropping the `Arc` until every thread that
+        // was pinned when it left the shard has unpinned; the index itself
+        // cannot be dropped while `&self` is borrowed. So the map outlives
+        // this use, which ends before `guard` is dropped.
+        let map = unsafe { &*map };
+        let result = f(map, end);
+        drop(guard);
+        Some(result)
     }
 
     /// True when `key` is live.
@@ -205,21 +254,24 @@ impl Index {
     /// Points every shard at a new map of the same file (after it grew).
     pub(crate) fn set_map(&self, map: &Arc<Mapping>) {
         for index in 0..SHARDS {
-            let old = std::mem::replace(&mut self.write(index).map, Arc::clone(map));
-            drop(old);
+            retire(std::mem::replace(
+                &mut self.write(index).map,
+                Arc::clone(map),
+            ));
         }
     }
 
     /// Replaces every table and the map (after compaction or a reload).
     pub(crate) fn replace(&self, tables: Vec<Table>, map: &Arc<Mapping>) {
         for (index, table) in tables.into_iter().enumerate() {
-            let old = {
+            let (old_table, old_map) = {
                 let mut shard = self.write(index);
                 let old_table = std::mem::replace(&mut shard.table, table);
                 let old_map = std::mem::replace(&mut shard.map, Arc::clone(map));
                 (old_table, old_map)
             };
-            drop(old);
+            drop(old_table);
+            retire(old_map);
         }
     }
 

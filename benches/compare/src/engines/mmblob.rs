@@ -89,7 +89,6 @@ struct MmblobReader<'a> {
 
 impl Reader for MmblobReader<'_> {
     fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
-        let handle = self.store.read(key)?.context("key missing")?;
-        Ok(touch(&handle))
+        self.store.read_with(key, touch)?.context("key missing")
     }
 }
