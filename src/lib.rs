@@ -83,13 +83,22 @@
 //!   `SIGBUS` from mmblob's own activity.
 //! * **Handles keep their map alive.** An [`EntryHandle`] owns an `Arc` of
 //!   the map it points into, so it stays valid after re-maps, compaction and
-//!   the store being dropped.
+//!   the store being dropped. [`DataStore::read_with`] borrows without a
+//!   reference count: a map the store replaces is released through an epoch
+//!   collector, only after every reader that could still see it is done.
+//! * **The index sidecar is mapped copy-on-write.** A large store loads its
+//!   index by mapping the tables in `<store>.index` privately (after
+//!   checking their checksums): changes stay in this process, and mmblob
+//!   replaces a sidecar only by renaming a new file over it, which leaves
+//!   the mapped one untouched.
 //!
 //! What mmblob cannot prevent is *another program* truncating or rewriting a
-//! store file while it is mapped; as with every memory-mapped store, don't.
-//! All `unsafe` code lives in `mmblob_entry::Mapping`, in a handful of
-//! small functions that each state why they are sound (plus one CPU
-//! prefetch hint, which cannot touch memory).
+//! store file, or its index sidecar, in place while the store is open; as
+//! with every memory-mapped store, don't. (Deleting the sidecar, or renaming
+//! another file over it, is harmless.) The `unsafe` code lives in
+//! `mmblob_entry::Mapping` and in the engine's loading of the sidecar and
+//! its epoch-protected borrowed read, in small blocks that each state why
+//! they are sound (plus one CPU prefetch hint, which cannot touch memory).
 //!
 //! ## File format
 //!

@@ -122,6 +122,7 @@ fn child_writer() {
                 }
                 let key = deletable.swap_remove(rng.below(deletable.len() as u64) as usize);
                 if rng.one_in(2) {
+                    child::say(&format!("deleting {key}"));
                     assert!(store.delete(key.as_bytes()).expect("child: delete"));
                     child::say(&format!("del {key}"));
                 } else {
@@ -146,14 +147,21 @@ struct Acked {
     batches: BTreeSet<String>,
     /// Renames begun: acknowledged ones are also in `present`/`deleted`.
     renames: BTreeSet<String>,
+    /// Deletes begun but not acknowledged: a kill may land after the delete
+    /// took effect and before the child said so, so these keys may be
+    /// there or not (if there, intact).
+    deleting: BTreeSet<String>,
 }
 
 impl Acked {
     fn record(&mut self, event: &str) {
         if let Some(key) = event.strip_prefix("put ") {
             self.present.insert(key.to_owned());
+        } else if let Some(key) = event.strip_prefix("deleting ") {
+            assert!(self.present.remove(key), "child deletes an unknown key");
+            self.deleting.insert(key.to_owned());
         } else if let Some(key) = event.strip_prefix("del ") {
-            assert!(self.present.remove(key), "child deleted an unknown key");
+            assert!(self.deleting.remove(key), "child deleted an unknown key");
             self.deleted.insert(key.to_owned());
         } else if let Some(id) = event.strip_prefix("batch b") {
             self.batches.insert(id.to_owned());

@@ -68,12 +68,18 @@ fn entries_written_after_the_sidecar_are_caught_up() {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("s.mmblob");
     let mut expected = build(&path);
+    let saved = std::fs::read(sidecar(&path)).expect("sidecar");
     let store = DataStore::open(&path).expect("open");
     store.write(b"new", b"after the snapshot").expect("write");
     store
         .write(&7u32.to_le_bytes(), b"overwritten")
         .expect("overwrite");
     assert!(store.delete(&8u32.to_le_bytes()).expect("delete"));
+    assert_eq!(
+        std::fs::read(sidecar(&path)).expect("sidecar"),
+        saved,
+        "the index is loaded copy-on-write: changing it never writes the sidecar"
+    );
     let live_bytes = store.stats().live_bytes;
     let crashed = crash_copy(&path);
     drop(store);

@@ -17,6 +17,7 @@ mod options;
 mod order;
 mod read;
 mod recovery;
+mod slots;
 mod snapshot;
 mod store;
 mod table;

@@ -16,8 +16,9 @@
 //! then the xxh3-64 of the header, the counts and the shard digests
 //! ```
 //!
-//! The counts up front let open read and check the shards in parallel with
-//! positional reads.
+//! The counts up front let open map and check the shards in parallel: each
+//! table is mapped copy-on-write from the sidecar (see `slots.rs`), so
+//! opening copies nothing and the index is paged in from the page cache.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -27,6 +28,7 @@ use std::path::{Path, PathBuf};
 use xxhash_rust::xxh3::{Xxh3, xxh3_64};
 
 use crate::index::Index;
+use crate::slots::SlotStore;
 use crate::store::LiveTotals;
 use crate::table::{Slot, Table};
 
@@ -154,12 +156,8 @@ fn for_each_shard<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Ve
 }
 
 fn read_table(file: &File, offset: u64, count: u64, digest: u64, tail: u64) -> Option<Table> {
-    let count = usize::try_from(count).ok()?;
-    // Zeroed allocation: fresh pages, no memset before the read fills them.
-    let mut slots: Box<[Slot]> = bytemuck::allocation::zeroed_slice_box(count);
-    let bytes: &mut [u8] = bytemuck::cast_slice_mut(&mut slots);
-    file.read_exact_at(bytes, offset).ok()?;
-    if xxh3_64(bytes) != digest {
+    let slots = SlotStore::map(file, offset, usize::try_from(count).ok()?).ok()?;
+    if xxh3_64(bytemuck::cast_slice(&slots)) != digest {
         return None;
     }
     Table::from_slots(slots, tail + 1)

@@ -7,6 +7,8 @@
 //! keys with the same hash occupy two slots, and the caller decides which one
 //! matches by comparing the stored key bytes through `is_match`.
 
+use crate::slots::SlotStore;
+
 /// `entry_end` value of an empty slot (no entry ends inside the header).
 const EMPTY: u64 = 0;
 /// Slots per key when a table is built for a known number of keys.
@@ -31,7 +33,7 @@ const VACANT: Slot = Slot {
 /// A multiset of `(hash, entry_end)` pairs with key-aware lookup.
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
-    slots: Box<[Slot]>,
+    slots: SlotStore,
     len: usize,
 }
 
@@ -46,7 +48,7 @@ impl Table {
     pub(crate) fn with_capacity(keys: usize) -> Table {
         let slots = (keys.saturating_mul(100) / SIZING_LOAD_PERCENT).max(8);
         Table {
-            slots: vec![VACANT; slots].into_boxed_slice(),
+            slots: SlotStore::from(vec![VACANT; slots].into_boxed_slice()),
             len: 0,
         }
     }
@@ -62,7 +64,7 @@ impl Table {
 
     /// A table from slots saved by a snapshot, or `None` if they are not a
     /// valid table (wrong count, ends outside `1..limit`).
-    pub(crate) fn from_slots(slots: Box<[Slot]>, limit: u64) -> Option<Table> {
+    pub(crate) fn from_slots(slots: SlotStore, limit: u64) -> Option<Table> {
         let len = slots.iter().filter(|s| s.end != EMPTY).count();
         let valid = !slots.is_empty() && len < slots.len() && slots.iter().all(|s| s.end < limit);
         valid.then_some(Table { slots, len })
@@ -247,7 +249,7 @@ impl Table {
         let start = out.len();
         out.resize(start + self.len + 1, EMPTY);
         let mut next = start;
-        for slot in &self.slots {
+        for slot in self.slots.iter() {
             out[next] = slot.end;
             next += usize::from(slot.end != EMPTY);
             if next > start + self.len {
