@@ -34,7 +34,35 @@ const VACANT: Slot = Slot {
 #[derive(Clone, Debug)]
 pub(crate) struct Table {
     slots: SlotStore,
+    /// The slot count, kept beside the slots so that probing does not go
+    /// through [`SlotStore`]'s dispatch for it.
+    ring: Ring,
     len: usize,
+}
+
+/// Positions on a ring of `size` slots.
+#[derive(Clone, Copy, Debug)]
+struct Ring {
+    size: usize,
+}
+
+impl Ring {
+    fn home(self, hash: u64) -> usize {
+        ((u128::from(hash) * self.size as u128) >> 64) as usize
+    }
+
+    fn next(self, i: usize) -> usize {
+        if i + 1 == self.size { 0 } else { i + 1 }
+    }
+
+    fn distance(self, i: usize, hash: u64) -> usize {
+        let home = self.home(hash);
+        if i >= home {
+            i - home
+        } else {
+            i + self.size - home
+        }
+    }
 }
 
 impl Default for Table {
@@ -46,9 +74,10 @@ impl Default for Table {
 impl Table {
     /// A table that holds `keys` entries at 80 % load without growing.
     pub(crate) fn with_capacity(keys: usize) -> Table {
-        let slots = (keys.saturating_mul(100) / SIZING_LOAD_PERCENT).max(8);
+        let size = (keys.saturating_mul(100) / SIZING_LOAD_PERCENT).max(8);
         Table {
-            slots: SlotStore::from(vec![VACANT; slots].into_boxed_slice()),
+            slots: SlotStore::from(vec![VACANT; size].into_boxed_slice()),
+            ring: Ring { size },
             len: 0,
         }
     }
@@ -67,12 +96,13 @@ impl Table {
     pub(crate) fn from_slots(slots: SlotStore, limit: u64) -> Option<Table> {
         let len = slots.iter().filter(|s| s.end != EMPTY).count();
         let valid = !slots.is_empty() && len < slots.len() && slots.iter().all(|s| s.end < limit);
-        valid.then_some(Table { slots, len })
+        let ring = Ring { size: slots.len() };
+        valid.then_some(Table { slots, ring, len })
     }
 
     /// Fraction of slots in use, in percent.
     pub(crate) fn load_percent(&self) -> usize {
-        self.len * 100 / self.slots.len()
+        self.len * 100 / self.ring.size
     }
 
     /// Bytes of memory held by the slots.
@@ -80,47 +110,31 @@ impl Table {
         self.slots.len() * size_of::<Slot>()
     }
 
-    fn home(&self, hash: u64) -> usize {
-        ((u128::from(hash) * self.slots.len() as u128) >> 64) as usize
-    }
-
-    fn next(&self, i: usize) -> usize {
-        if i + 1 == self.slots.len() { 0 } else { i + 1 }
-    }
-
-    fn distance(&self, i: usize, hash: u64) -> usize {
-        let home = self.home(hash);
-        if i >= home {
-            i - home
-        } else {
-            i + self.slots.len() - home
-        }
-    }
-
-    /// Where the key that `is_match` recognises lives (`Ok`), or where its
-    /// probe stopped (`Err`): the slot and distance at which Robin Hood
-    /// insertion of that key would begin.
+    /// Where the key that `is_match` recognises lives and its entry end
+    /// (`Ok`), or where its probe stopped (`Err`): the slot and distance at
+    /// which Robin Hood insertion of that key would begin.
     fn probe(
         &self,
         hash: u64,
         mut is_match: impl FnMut(u64) -> bool,
-    ) -> Result<usize, (usize, usize)> {
-        let mut i = self.home(hash);
+    ) -> Result<(usize, u64), (usize, usize)> {
+        let (slots, ring) = (&*self.slots, self.ring);
+        let mut i = ring.home(hash);
         let mut dist = 0;
         loop {
-            let slot = self.slots[i];
-            if slot.end == EMPTY || self.distance(i, slot.hash) < dist {
+            let slot = slots[i];
+            if slot.end == EMPTY || ring.distance(i, slot.hash) < dist {
                 return Err((i, dist));
             }
             if slot.hash == hash && is_match(slot.end) {
-                return Ok(i);
+                return Ok((i, slot.end));
             }
-            i = self.next(i);
+            i = ring.next(i);
             dist += 1;
         }
     }
 
-    fn find(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<usize> {
+    fn find(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<(usize, u64)> {
         self.probe(hash, is_match).ok()
     }
 
@@ -129,7 +143,7 @@ impl Table {
     /// misses instead of taking them in turn.
     pub(crate) fn prefetch(&self, hash: u64) {
         const SLOTS_PER_LINE: usize = 64 / size_of::<Slot>();
-        let home = self.home(hash);
+        let home = self.ring.home(hash);
         for i in [home, home + SLOTS_PER_LINE] {
             if let Some(slot) = self.slots.get(i) {
                 mmblob_entry::prefetch(slot);
@@ -139,12 +153,12 @@ impl Table {
 
     /// The entry end stored for the key that `is_match` recognises.
     pub(crate) fn get(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
-        self.find(hash, is_match).map(|i| self.slots[i].end)
+        self.find(hash, is_match).map(|(_, end)| end)
     }
 
     /// True when `extra` more inserts keep the load within the maximum.
     pub(crate) fn has_room(&self, extra: usize) -> bool {
-        (self.len + extra) * 100 <= self.slots.len() * MAX_LOAD_PERCENT
+        (self.len + extra) * 100 <= self.ring.size * MAX_LOAD_PERCENT
     }
 
     /// A copy with room for `extra` more keys and then half again.
@@ -177,7 +191,7 @@ impl Table {
     ) -> Option<u64> {
         debug_assert_ne!(end, EMPTY);
         match self.probe(hash, is_match) {
-            Ok(i) => Some(std::mem::replace(&mut self.slots[i].end, end)),
+            Ok((i, _)) => Some(std::mem::replace(&mut self.slots[i].end, end)),
             Err((i, dist)) => {
                 self.insert_from(Slot { hash, end }, i, dist);
                 None
@@ -187,7 +201,7 @@ impl Table {
 
     /// Adds a slot for a key known to be absent.
     pub(crate) fn insert_new(&mut self, hash: u64, end: u64) {
-        self.insert_from(Slot { hash, end }, self.home(hash), 0);
+        self.insert_from(Slot { hash, end }, self.ring.home(hash), 0);
     }
 
     /// Robin Hood insertion of `carry`, starting at slot `i`, `dist` slots
@@ -195,39 +209,40 @@ impl Table {
     /// hold a resident at least as far from home, so none of them moves.
     fn insert_from(&mut self, mut carry: Slot, mut i: usize, mut dist: usize) {
         assert!(
-            self.len < self.slots.len(),
+            self.len < self.ring.size,
             "table full: grow before inserting"
         );
+        let (slots, ring) = (&mut *self.slots, self.ring);
         loop {
-            let slot = self.slots[i];
+            let slot = slots[i];
             if slot.end == EMPTY {
-                self.slots[i] = carry;
+                slots[i] = carry;
                 self.len += 1;
                 return;
             }
-            let resident = self.distance(i, slot.hash);
+            let resident = ring.distance(i, slot.hash);
             if resident < dist {
-                self.slots[i] = carry;
+                slots[i] = carry;
                 carry = slot;
                 dist = resident;
             }
-            i = self.next(i);
+            i = ring.next(i);
             dist += 1;
         }
     }
 
     /// Removes the matching key; returns its end, if it was present.
     pub(crate) fn remove(&mut self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
-        let mut i = self.find(hash, is_match)?;
-        let removed = self.slots[i].end;
+        let (mut i, removed) = self.find(hash, is_match)?;
+        let (slots, ring) = (&mut *self.slots, self.ring);
         loop {
-            let next = self.next(i);
-            let slot = self.slots[next];
-            if slot.end == EMPTY || self.distance(next, slot.hash) == 0 {
-                self.slots[i] = VACANT;
+            let next = ring.next(i);
+            let slot = slots[next];
+            if slot.end == EMPTY || ring.distance(next, slot.hash) == 0 {
+                slots[i] = VACANT;
                 break;
             }
-            self.slots[i] = slot;
+            slots[i] = slot;
             i = next;
         }
         self.len -= 1;
