@@ -77,6 +77,26 @@ fn retire(map: Arc<Mapping>) {
     }
 }
 
+/// Indexes into `changes`, grouped by shard with a counting sort. Stable:
+/// the changes of one key stay in their order.
+fn in_shard_order(changes: &[Change<'_>]) -> Vec<usize> {
+    let mut starts = [0usize; SHARDS];
+    for change in changes {
+        starts[shard_of(change.hash)] += 1;
+    }
+    let mut next = 0;
+    for start in &mut starts {
+        next += std::mem::replace(start, next);
+    }
+    let mut order = vec![0; changes.len()];
+    for (i, change) in changes.iter().enumerate() {
+        let slot = &mut starts[shard_of(change.hash)];
+        order[*slot] = i;
+        *slot += 1;
+    }
+    order
+}
+
 pub(crate) fn shard_of(hash: u64) -> usize {
     (hash & (SHARDS as u64 - 1)) as usize
 }
@@ -179,9 +199,7 @@ impl Index {
     }
 
     fn apply_window(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
-        let mut order: Vec<usize> = (0..changes.len()).collect();
-        // Stable: changes of one key stay in order within their shard.
-        order.sort_by_key(|&i| shard_of(changes[i].hash));
+        let order = in_shard_order(changes);
         let groups: Vec<&[usize]> = order
             .chunk_by(|&a, &b| shard_of(changes[a].hash) == shard_of(changes[b].hash))
             .collect();

@@ -14,7 +14,7 @@ const EMPTY: u64 = 0;
 /// Slots per key when a table is built for a known number of keys.
 const SIZING_LOAD_PERCENT: usize = 80;
 /// Grow when an insert would take the load above this.
-const MAX_LOAD_PERCENT: usize = 90;
+const MAX_LOAD_PERCENT: usize = 85;
 
 /// One slot: `end == 0` marks it empty. `Pod` so snapshots can load a
 /// whole table with one read.
