@@ -199,33 +199,31 @@ impl Index {
     }
 
     fn apply_window(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
-        let order = in_shard_order(changes);
-        let groups: Vec<&[usize]> = order
-            .chunk_by(|&a, &b| shard_of(changes[a].hash) == shard_of(changes[b].hash))
-            .collect();
-        // Grow first, then start loading every slot the window will touch,
-        // so that the cache misses overlap instead of coming one by one.
-        for group in &groups {
-            let index = shard_of(changes[group[0]].hash);
-            self.make_room(index, group.len());
-            let shard = self.read(index);
-            for &i in *group {
-                shard.table.prefetch(changes[i].hash);
-            }
-        }
         let mut replaced = Vec::new();
-        for group in groups {
-            let mut guard = self.write(shard_of(changes[group[0]].hash));
-            let Shard { table, map } = &mut *guard;
-            for &i in group {
-                let change = &changes[i];
-                let is_match = |end| key_at(map, end) == Some(change.key);
-                let old = if change.tombstone {
-                    table.remove(change.hash, is_match)
-                } else {
-                    table.upsert(change.hash, change.end, is_match)
-                };
-                replaced.extend(old);
+        if let [change] = changes {
+            // A single write: no grouping, nothing to overlap.
+            let index = shard_of(change.hash);
+            self.make_room(index, 1);
+            self.apply_group(index, changes, &[0], &mut replaced);
+        } else {
+            let order = in_shard_order(changes);
+            let groups: Vec<&[usize]> = order
+                .chunk_by(|&a, &b| shard_of(changes[a].hash) == shard_of(changes[b].hash))
+                .collect();
+            // Grow first, then start loading every slot the window will
+            // touch, so that the cache misses overlap instead of coming one
+            // by one.
+            for group in &groups {
+                let index = shard_of(changes[group[0]].hash);
+                self.make_room(index, group.len());
+                let shard = self.read(index);
+                for &i in *group {
+                    shard.table.prefetch(changes[i].hash);
+                }
+            }
+            for group in groups {
+                let index = shard_of(changes[group[0]].hash);
+                self.apply_group(index, changes, group, &mut replaced);
             }
         }
         // Adds first: an entry replaced within the same window was never
@@ -235,6 +233,29 @@ impl Index {
         }
         for old in replaced {
             live.remove(bytes, old);
+        }
+    }
+
+    /// Applies `changes[i]` for each `i` in `group` (all of shard `index`)
+    /// under one write lock; collects the entry ends they replaced.
+    fn apply_group(
+        &self,
+        index: usize,
+        changes: &[Change<'_>],
+        group: &[usize],
+        replaced: &mut Vec<u64>,
+    ) {
+        let mut guard = self.write(index);
+        let Shard { table, map } = &mut *guard;
+        for &i in group {
+            let change = &changes[i];
+            let is_match = |end| key_at(map, end) == Some(change.key);
+            let old = if change.tombstone {
+                table.remove(change.hash, is_match)
+            } else {
+                table.upsert(change.hash, change.end, is_match)
+            };
+            replaced.extend(old);
         }
     }
 
