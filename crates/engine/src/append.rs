@@ -19,6 +19,15 @@ const BORROW_THRESHOLD: usize = 16 * 1024;
 /// Most buffers one `pwritev` call takes (Linux `IOV_MAX`).
 const MAX_IOVECS: usize = 1024;
 
+/// How many bytes of `value` an [`Appender`] copies into its buffer.
+pub(crate) fn copied_len(value: &[u8]) -> usize {
+    if value.len() >= BORROW_THRESHOLD {
+        0
+    } else {
+        value.len()
+    }
+}
+
 enum Piece<'a> {
     Scratch(Range<usize>),
     Borrowed(&'a [u8]),
@@ -61,6 +70,16 @@ impl<'a> Appender<'a> {
         }
     }
 
+    /// Makes room for `entries` more entries of which `bytes` (keys plus
+    /// values) are copied in, so that encoding a batch allocates once.
+    pub(crate) fn reserve(&mut self, entries: usize, bytes: usize) {
+        // Per entry at most 63 bytes of padding and a trailer.
+        let overhead = entries.saturating_mul(64 + TRAILER_LEN as usize);
+        self.scratch.reserve(bytes.saturating_add(overhead));
+        self.pieces.reserve(entries.min(MAX_IOVECS));
+        self.entries.reserve(entries);
+    }
+
     /// Offset just past the last encoded entry.
     pub(crate) fn end(&self) -> u64 {
         self.end
@@ -96,7 +115,7 @@ impl<'a> Appender<'a> {
         let start = payload_start(prev_end, payload_len).unwrap_or(prev_end);
         let trailer = self.trailer(prev_end, key, value, tombstone, continues);
         self.push_scratch(&[0u8; 64][..(start - prev_end) as usize]);
-        if value.len() >= BORROW_THRESHOLD {
+        if copied_len(value) < value.len() {
             self.pieces.push(Piece::Borrowed(value));
         } else {
             self.push_scratch(value);

@@ -10,7 +10,7 @@ use mmblob_entry::checksum::EntryCrc;
 use mmblob_entry::format::{MAX_VALUE_LEN, TRAILER_LEN, Trailer, align_up};
 use tracing::error;
 
-use crate::append::{Appended, Appender, check_key};
+use crate::append::{Appended, Appender, check_key, copied_len};
 use crate::error::{Error, Result};
 use crate::index::Change;
 use crate::options::Durability;
@@ -53,6 +53,11 @@ impl DataStore {
             return Ok(state.tail);
         }
         let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
+        let copied = entries
+            .iter()
+            .map(|(key, value)| key.len() + copied_len(value))
+            .sum();
+        appender.reserve(entries.len(), copied);
         for (i, (key, value)) in entries.iter().enumerate() {
             appender.push(key, value, false, i + 1 < entries.len(), i);
         }
