@@ -1,6 +1,7 @@
 //! Process memory from /proc/self/status: anonymous resident memory
 //! (`RssAnon`, the heap and other private memory, not the file-backed pages
-//! of a memory map) and the peak resident set (`VmHWM`).
+//! of a memory map), file-backed resident memory (`RssFile`) and the peak
+//! resident set (`VmHWM`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,6 +33,12 @@ pub fn rss_anon() -> Result<u64> {
 }
 
 /// Peak resident set size of this process (file-backed pages included), in bytes.
+/// Resident file-backed pages of this process, in bytes (`RssFile`):
+/// mapped files, including pages mapped copy-on-write and not yet written.
+pub fn rss_file() -> Result<u64> {
+    status_field("RssFile")
+}
+
 pub fn vm_hwm() -> Result<u64> {
     status_field("VmHWM")
 }

@@ -5,7 +5,6 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use mmblob::{DataStore, Durability, OpenOptions};
-use rayon::prelude::*;
 
 use super::{Engine, Mode, Reader, Scan};
 use crate::data::{drain, touch};
@@ -88,6 +87,9 @@ struct MmblobReader<'a> {
 }
 
 impl Reader for MmblobReader<'_> {
+    /// The borrowing read: the value is lent from the map, no handle and no
+    /// reference count per read (heed's reads borrow from a transaction the
+    /// same way).
     fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
         self.store.read_with(key, touch)?.context("key missing")
     }
