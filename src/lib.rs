@@ -107,7 +107,7 @@
 
 pub use mmblob_engine::{
     CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryIter, EntryStream,
-    Error, OpenOptions, Result, StoreStats, VerifyReport,
+    Error, OpenOptions, Reader, Result, StoreStats, VerifyReport,
 };
 pub use mmblob_entry::{Mapping, checksum, display_key, format};
 

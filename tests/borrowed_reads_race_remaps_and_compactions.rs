@@ -105,3 +105,34 @@ fn reads_race_the_file_outgrowing_its_map() {
         "the file was never re-mapped"
     );
 }
+
+#[test]
+fn a_read_session_keeps_its_slices_through_compaction_and_re_maps() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = fresh_store(&dir);
+    let reader = store.reader();
+    let before: Vec<&[u8]> = (0..KEYS)
+        .map(|i| reader.get(&i.to_le_bytes()).expect("get").expect("present"))
+        .collect();
+    // Overwrite every key, compact (a new file), then outgrow the map.
+    for i in 0..KEYS {
+        store.write(&i.to_le_bytes(), b"newer").expect("overwrite");
+    }
+    store.compact().expect("compact");
+    let filler = vec![7u8; 1 << 20];
+    for n in 0..70u64 {
+        store
+            .write(format!("filler-{n}").as_bytes(), &filler)
+            .expect("write");
+    }
+    for (i, value) in (0..KEYS).zip(&before) {
+        assert_eq!(*value, value_for(i).as_slice(), "slice of key {i} changed");
+    }
+    // The same session sees the writes that returned before each read.
+    assert_eq!(
+        reader.get(&3u64.to_le_bytes()).expect("get"),
+        Some(&b"newer"[..])
+    );
+    assert_eq!(reader.get(b"absent").expect("get"), None);
+    assert!(reader.get(b"").is_err(), "an empty key is an error");
+}

@@ -157,8 +157,19 @@ impl Index {
         key: &[u8],
         f: impl FnOnce(&Mapping, u64) -> R,
     ) -> Option<R> {
-        // Pinned before the map is read from its shard: see `retire`.
         let guard = epoch::pin();
+        let (map, end) = self.find_pinned(hash, key, &guard)?;
+        Some(f(map, end))
+    }
+
+    /// The map and entry end of `key`, if it is live, readable for as long
+    /// as both the index and `guard` are borrowed.
+    pub(crate) fn find_pinned<'a>(
+        &'a self,
+        hash: u64,
+        key: &[u8],
+        guard: &'a epoch::Guard,
+    ) -> Option<(&'a Mapping, u64)> {
         let (map, end) = {
             let shard = self.read(shard_of(hash));
             let end = shard
@@ -166,16 +177,15 @@ impl Index {
                 .get(hash, |end| key_at(&shard.map, end) == Some(key))?;
             (Arc::as_ptr(&shard.map), end)
         };
+        let _pinned_for_all_of_a = guard;
         // SAFETY: the pointer came from a live `Arc` in a shard, read while
-        // `guard` was pinned. A shard's map is only ever released through
-        // `retire`, which defers dropping the `Arc` until every thread that
-        // was pinned when it left the shard has unpinned; the index itself
-        // cannot be dropped while `&self` is borrowed. So the map outlives
-        // this use, which ends before `guard` is dropped.
+        // `guard` was pinned (it is pinned for its whole life). A shard's map
+        // is only ever released through `retire`, which defers dropping the
+        // `Arc` until every thread that was pinned when it left the shard
+        // has unpinned. The index cannot be dropped (taking its maps along)
+        // while it is borrowed. So the map outlives `'a`.
         let map = unsafe { &*map };
-        let result = f(map, end);
-        drop(guard);
-        Some(result)
+        Some((map, end))
     }
 
     /// True when `key` is live.

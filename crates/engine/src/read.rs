@@ -54,10 +54,7 @@ impl DataStore {
         match found {
             None => Ok(None),
             Some(Ok(result)) => Ok(Some(result)),
-            Some(Err(end)) => Err(Error::Corrupt {
-                offset: end.saturating_sub(TRAILER_LEN),
-                reason: "the indexed trailer cannot be read back".to_owned(),
-            }),
+            Some(Err(end)) => Err(unreadable_trailer(end)),
         }
     }
 
@@ -95,5 +92,14 @@ impl DataStore {
     #[must_use]
     pub fn index_memory_bytes(&self) -> usize {
         self.index.memory_bytes()
+    }
+}
+
+/// The error for an indexed entry ending at `end` whose trailer cannot be
+/// read back.
+pub(crate) fn unreadable_trailer(end: u64) -> Error {
+    Error::Corrupt {
+        offset: end.saturating_sub(TRAILER_LEN),
+        reason: "the indexed trailer cannot be read back".to_owned(),
     }
 }

@@ -40,7 +40,9 @@ impl Engine for Mmblob {
     }
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
-        Ok(Box::new(MmblobReader { store: &self.store }))
+        Ok(Box::new(MmblobReader {
+            session: self.store.reader(),
+        }))
     }
 
     /// The borrowing scan: key and value slices lent from the map, no
@@ -83,14 +85,14 @@ impl Engine for Mmblob {
 }
 
 struct MmblobReader<'a> {
-    store: &'a DataStore,
+    session: mmblob::Reader<'a>,
 }
 
 impl Reader for MmblobReader<'_> {
-    /// The borrowing read: the value is lent from the map, no handle and no
-    /// reference count per read (heed's reads borrow from a transaction the
-    /// same way).
+    /// A read session's borrowed read: the value is lent from the map, no
+    /// handle and no reference count per read (heed's reads borrow from a
+    /// read transaction the same way).
     fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
-        self.store.read_with(key, touch)?.context("key missing")
+        Ok(touch(self.session.get(key)?.context("key missing")?))
     }
 }

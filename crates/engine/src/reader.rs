@@ -1,0 +1,71 @@
+//! Read sessions: many borrowed reads in a row on one thread.
+
+use crossbeam_epoch as epoch;
+
+use crate::append::check_key;
+use crate::error::Result;
+use crate::iter::parts;
+use crate::read::unreadable_trailer;
+use crate::store::DataStore;
+
+/// A read session on one thread; see [`DataStore::reader`].
+///
+/// Values come back as plain `&[u8]` slices of the map that live as long
+/// as the session. While it lives, a map the store replaces (after the file
+/// outgrew its reservation, or compaction) stays mapped, so keep sessions
+/// for a batch of reads, not for the life of the program.
+pub struct Reader<'s> {
+    store: &'s DataStore,
+    guard: epoch::Guard,
+}
+
+impl std::fmt::Debug for Reader<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reader")
+            .field("store", &self.store.path())
+            .finish_non_exhaustive()
+    }
+}
+
+impl DataStore {
+    /// Starts a read session: the cheapest way to make many reads on one
+    /// thread. Each [`Reader::get`] costs a hash, a shard lock and the
+    /// lookup, and lends the value straight from the map, valid until the
+    /// session ends. Reads see every write that returned before they start.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = mmblob_engine::DataStore::open(dir.path().join("s")).unwrap();
+    /// store.write(b"a", b"1").unwrap();
+    /// store.write(b"b", b"22").unwrap();
+    /// let reader = store.reader();
+    /// let (a, b) = (reader.get(b"a").unwrap(), reader.get(b"b").unwrap());
+    /// assert_eq!((a, b), (Some(&b"1"[..]), Some(&b"22"[..])));
+    /// ```
+    #[must_use]
+    pub fn reader(&self) -> Reader<'_> {
+        Reader {
+            store: self,
+            guard: epoch::pin(),
+        }
+    }
+}
+
+impl Reader<'_> {
+    /// The value stored under `key`, lent from the map for as long as the
+    /// session lives, or `None`.
+    ///
+    /// # Errors
+    /// As [`DataStore::read`].
+    pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
+        check_key(key)?;
+        let store = self.store;
+        let Some((map, end)) = store.index.find_pinned(store.hash(key), key, &self.guard) else {
+            return Ok(None);
+        };
+        match parts(map.readable(), end) {
+            Some((_, value)) => Ok(Some(value)),
+            None => Err(unreadable_trailer(end)),
+        }
+    }
+}
