@@ -146,6 +146,7 @@ impl DataStore {
         );
         // Holding the writer lock, so every shard refers to `map`.
         let (_, live) = self.index.snapshot_in_file_order();
+        let live: Vec<u64> = live.iter().collect();
 
         let file = std::fs::OpenOptions::new()
             .read(true)

@@ -21,7 +21,7 @@ use crossbeam_epoch as epoch;
 use mmblob_entry::Mapping;
 use mmblob_entry::format::TRAILER_LEN;
 
-use crate::order::sort_ends;
+use crate::order::LiveEnds;
 use crate::store::LiveTotals;
 use crate::table::Table;
 
@@ -339,7 +339,7 @@ impl Index {
     /// Shards are copied one after the other without blocking writers. If a
     /// compaction swapped files in between (the shards' maps belong to
     /// different stores) the copy is taken again.
-    pub(crate) fn snapshot_in_file_order(&self) -> (Arc<Mapping>, Vec<u64>) {
+    pub(crate) fn snapshot_in_file_order(&self) -> (Arc<Mapping>, LiveEnds) {
         loop {
             let mut ends = Vec::with_capacity(self.len());
             let mut newest: Option<Arc<Mapping>> = None;
@@ -355,8 +355,7 @@ impl Index {
                 shard.table.append_ends(&mut ends);
             }
             if let (true, Some(map)) = (same_file, newest) {
-                sort_ends(&mut ends);
-                return (map, ends);
+                return (map, LiveEnds::new(ends));
             }
         }
     }

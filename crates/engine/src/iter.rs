@@ -1,28 +1,28 @@
 //! Iteration over live entries, in file order.
 //!
-//! Every way to iterate starts from one snapshot of the live entry offsets
-//! (8 bytes per key), sorted into file order so that a scan reads the map
-//! front to back instead of jumping around it. Entries written after the
-//! snapshot are not seen; entries deleted after it are (their bytes stay
-//! valid).
+//! Every way to iterate starts from one snapshot of the live entry offsets,
+//! put into file order (see `order.rs`) so that a scan reads the map front
+//! to back instead of jumping around it. Entries written after the snapshot
+//! are not seen; entries deleted after it are (their bytes stay valid).
 
 use std::sync::Arc;
 
 use mmblob_entry::format::TRAILER_LEN;
 use mmblob_entry::{EntryHandle, Mapping, prefetch};
 
+use crate::order::LiveEnds;
 use crate::store::DataStore;
 
 /// Iterator over live entries; see [`DataStore::iter_entries`].
 pub struct EntryIter {
     map: Arc<Mapping>,
-    ends: std::vec::IntoIter<u64>,
+    ends: OwnedEnds,
 }
 
 impl std::fmt::Debug for EntryIter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EntryIter")
-            .field("remaining", &self.ends.len())
+            .field("remaining", &self.ends.remaining)
             .finish_non_exhaustive()
     }
 }
@@ -32,12 +32,41 @@ impl Iterator for EntryIter {
 
     fn next(&mut self) -> Option<EntryHandle> {
         // Indexed ends always point at entries checked when they were indexed.
+        let map = &self.map;
         self.ends
-            .find_map(|end| EntryHandle::at(Arc::clone(&self.map), end).ok())
+            .find_map(|end| EntryHandle::at(Arc::clone(map), end).ok())
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
-        (0, Some(self.ends.len()))
+        (0, Some(self.ends.remaining))
+    }
+}
+
+/// A snapshot's ends, owned, yielded in order.
+struct OwnedEnds {
+    ends: LiveEnds,
+    cursor: usize,
+    remaining: usize,
+}
+
+impl OwnedEnds {
+    fn new(ends: LiveEnds) -> Self {
+        let remaining = ends.len();
+        OwnedEnds {
+            ends,
+            cursor: 0,
+            remaining,
+        }
+    }
+}
+
+impl Iterator for OwnedEnds {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        let end = self.ends.next_at(&mut self.cursor)?;
+        self.remaining = self.remaining.saturating_sub(1);
+        Some(end)
     }
 }
 
@@ -55,20 +84,23 @@ pub(crate) fn parts(bytes: &[u8], end: u64) -> Option<(&[u8], &[u8])> {
     ))
 }
 
-/// How many entries ahead of the one being read a walk asks the CPU to
-/// fetch: enough to cover a cache miss, few enough to stay in cache.
-const PREFETCH_AHEAD: usize = 16;
+/// How far ahead of the entry being read a walk asks the CPU to fetch:
+/// about sixteen small entries, enough to cover a cache miss.
+const PREFETCH_BYTES: u64 = 2048;
 
 /// Folds `f` over the entries ending at `ends` (in file order) in `bytes`.
 /// Walks are bound by memory latency, not bandwidth: the hardware
 /// prefetcher loses the stream at every 4 KiB page, so the walk prefetches
-/// the lines of the entries a few steps ahead itself.
-fn walk<T>(bytes: &[u8], ends: &[u64], init: T, mut f: impl FnMut(T, &[u8], &[u8]) -> T) -> T {
+/// the file a little ahead of itself.
+fn walk<T>(
+    bytes: &[u8],
+    ends: impl Iterator<Item = u64>,
+    init: T,
+    mut f: impl FnMut(T, &[u8], &[u8]) -> T,
+) -> T {
     let mut acc = init;
-    for (i, &end) in ends.iter().enumerate() {
-        if let Some(&ahead) = ends.get(i + PREFETCH_AHEAD) {
-            prefetch_tail(bytes, ahead);
-        }
+    for end in ends {
+        prefetch_tail(bytes, end + PREFETCH_BYTES);
         if let Some((key, value)) = parts(bytes, end) {
             acc = f(acc, key, value);
         }
@@ -76,8 +108,9 @@ fn walk<T>(bytes: &[u8], ends: &[u64], init: T, mut f: impl FnMut(T, &[u8], &[u8
     acc
 }
 
-/// Prefetches the trailer of the entry ending at `end` and the line before
-/// it, which holds the key and, for small values, the payload.
+/// Prefetches the line holding byte `end - 1` and the one before it: for
+/// an entry ending there, its trailer and its key (and, for small values,
+/// its payload).
 fn prefetch_tail(bytes: &[u8], end: u64) {
     let Ok(end) = usize::try_from(end) else {
         return;
@@ -97,14 +130,14 @@ impl DataStore {
         let (map, ends) = self.index.snapshot_in_file_order();
         EntryIter {
             map,
-            ends: ends.into_iter(),
+            ends: OwnedEnds::new(ends),
         }
     }
 
     /// The keys of every live entry (copied), in file order.
     pub fn keys(&self) -> impl Iterator<Item = Vec<u8>> + use<> {
         let (map, ends) = self.index.snapshot_in_file_order();
-        ends.into_iter()
+        OwnedEnds::new(ends)
             .filter_map(move |end| parts(map.readable(), end).map(|(key, _)| key.to_vec()))
     }
 
@@ -113,7 +146,9 @@ impl DataStore {
     /// handle, no reference counting per entry).
     pub fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8])) {
         let (map, ends) = self.index.snapshot_in_file_order();
-        walk(map.readable(), &ends, (), |(), key, value| f(key, value));
+        walk(map.readable(), ends.iter(), (), |(), key, value| {
+            f(key, value)
+        });
     }
 
     /// Every live entry once, processed in parallel with rayon; each thread
@@ -124,6 +159,7 @@ impl DataStore {
     ) -> impl rayon::iter::ParallelIterator<Item = EntryHandle> + use<> {
         use rayon::prelude::*;
         let (map, ends) = self.index.snapshot_in_file_order();
+        let ends: Vec<u64> = ends.iter().collect();
         ends.into_par_iter()
             .filter_map(move |end| EntryHandle::at(Arc::clone(&map), end).ok())
     }
@@ -134,8 +170,8 @@ impl DataStore {
         use rayon::prelude::*;
         let (map, ends) = self.index.snapshot_in_file_order();
         let bytes = map.readable();
-        ends.par_chunks(4096)
-            .for_each(|chunk| walk(bytes, chunk, (), |(), key, value| f(key, value)));
+        ends.par_pieces()
+            .for_each(|piece| walk(bytes, piece, (), |(), key, value| f(key, value)));
     }
 
     /// Folds every live entry in parallel with rayon, borrowing key and
@@ -160,8 +196,8 @@ impl DataStore {
         use rayon::prelude::*;
         let (map, ends) = self.index.snapshot_in_file_order();
         let bytes = map.readable();
-        ends.par_chunks(4096)
-            .map(|chunk| walk(bytes, chunk, identity(), &fold))
+        ends.par_pieces()
+            .map(|piece| walk(bytes, piece, identity(), &fold))
             .reduce(&identity, reduce)
     }
 }

@@ -1,61 +1,171 @@
-//! Putting entry ends into file order, for scans.
+//! Putting live entry ends into file order, for scans.
 //!
 //! Two entries never end in the same 64-byte block of the file: an entry is
 //! at least 33 bytes long (trailer and a key byte) and the next one starts
 //! on the next 64-byte boundary. So when the file is dense in entries, a
 //! byte per block — the end's offset within its block — is a perfect bucket
-//! sort: one scatter into a table of `file_len / 64` bytes and one sweep
-//! over it. Sparse files (large values) fall back to a radix sort.
+//! sort: one scatter into a table of `file_len / 64` bytes, and scans sweep
+//! that table directly, in order. Sparse files (large values) use a sorted
+//! list of ends instead.
 
 use mmblob_entry::format::ALIGNMENT;
 
-/// Block-table bytes allowed per offset before the radix sort is cheaper.
-const MAX_BLOCKS_PER_OFFSET: u64 = 16;
+/// Block-table bytes allowed per end before a sorted list is cheaper.
+const MAX_BLOCKS_PER_END: u64 = 16;
+/// Blocks per piece when a scan is split between threads.
+#[cfg(feature = "parallel")]
+const BLOCKS_PER_PIECE: usize = 1 << 15;
+/// Ends per piece when a sorted list is split between threads.
+#[cfg(feature = "parallel")]
+const ENDS_PER_PIECE: usize = 4096;
 
-/// Sorts entry end offsets (all non-zero) ascending.
-pub(crate) fn sort_ends(ends: &mut Vec<u64>) {
-    if ends.len() < 1 << 12 {
-        ends.sort_unstable();
-        return;
+/// The live entry ends of one index snapshot, in file order.
+pub(crate) enum LiveEnds {
+    /// Byte `b` is where in 64-byte block `b` an entry ends (1..=64), or 0.
+    Blocks { within: Vec<u8>, count: usize },
+    /// The ends, sorted.
+    Sorted(Vec<u64>),
+}
+
+impl LiveEnds {
+    /// Orders `ends` (entry end offsets, all non-zero).
+    pub(crate) fn new(mut ends: Vec<u64>) -> LiveEnds {
+        let max = ends.iter().max().copied().unwrap_or(0);
+        let dense =
+            ends.len() >= 1 << 12 && max / ALIGNMENT <= MAX_BLOCKS_PER_END * ends.len() as u64;
+        if dense && let Some(within) = block_table(&ends, max) {
+            return LiveEnds::Blocks {
+                within,
+                count: ends.len(),
+            };
+        }
+        if ends.len() < 1 << 12 {
+            ends.sort_unstable();
+        } else {
+            radix_sort(&mut ends);
+        }
+        LiveEnds::Sorted(ends)
     }
-    let Some(&max) = ends.iter().max() else {
-        return;
-    };
-    let dense = max / ALIGNMENT <= MAX_BLOCKS_PER_OFFSET * ends.len() as u64;
-    if !(dense && sort_by_block(ends, max)) {
-        radix_sort(ends);
+
+    /// How many ends there are.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            LiveEnds::Blocks { count, .. } => *count,
+            LiveEnds::Sorted(ends) => ends.len(),
+        }
+    }
+
+    /// The ends, in order.
+    pub(crate) fn iter(&self) -> Ends<'_> {
+        match self {
+            LiveEnds::Blocks { within, .. } => Ends::blocks(within, 0),
+            LiveEnds::Sorted(ends) => Ends::Sorted(ends.iter()),
+        }
+    }
+
+    /// The ends in consecutive pieces (each in order) for threads to share.
+    #[cfg(feature = "parallel")]
+    pub(crate) fn par_pieces(&self) -> impl rayon::iter::IndexedParallelIterator<Item = Ends<'_>> {
+        use rayon::prelude::*;
+        let (within, ends): (&[u8], &[u64]) = match self {
+            LiveEnds::Blocks { within, .. } => (within, &[]),
+            LiveEnds::Sorted(ends) => (&[], ends),
+        };
+        let blocks = within
+            .par_chunks(BLOCKS_PER_PIECE)
+            .enumerate()
+            .map(|(i, piece)| Ends::blocks(piece, i * BLOCKS_PER_PIECE));
+        let sorted = ends
+            .par_chunks(ENDS_PER_PIECE)
+            .map(|piece| Ends::Sorted(piece.iter()));
+        blocks.chain(sorted)
     }
 }
 
-/// The bucket sort described in the module docs. Returns `false`, leaving
-/// `ends` untouched, if two ends share a block (impossible for real entries,
-/// but the caller must not lose one if an index is ever inconsistent).
-fn sort_by_block(ends: &mut [u64], max: u64) -> bool {
-    let block_of = |end: u64| ((end - 1) / ALIGNMENT) as usize;
-    // Each byte holds 1..=64: where in its block an end falls; 0 is none.
-    // Stores only, no load per end: the misses overlap. Two ends in one
-    // block would show up as fewer filled bytes than ends.
-    let mut within = vec![0u8; block_of(max) + 1];
-    for &end in ends.iter() {
-        within[block_of(end)] = ((end - 1) % ALIGNMENT + 1) as u8;
-    }
-    if within.iter().filter(|&&b| b != 0).count() != ends.len() {
-        return false;
-    }
-    let mut out = 0;
-    for (word_index, word) in within.chunks(8).enumerate() {
-        let mut bytes = [0u8; 8];
-        bytes[..word.len()].copy_from_slice(word);
-        let mut rest = u64::from_le_bytes(bytes);
-        while rest != 0 {
-            let byte = rest.trailing_zeros() / 8;
-            let block = (word_index * 8) as u64 + u64::from(byte);
-            ends[out] = block * ALIGNMENT + (rest >> (byte * 8) & 0xff);
-            out += 1;
-            rest &= !(0xff << (byte * 8));
+/// An iterator over (part of) a [`LiveEnds`], in file order.
+pub(crate) enum Ends<'a> {
+    Blocks {
+        within: &'a [u8],
+        /// Block number of `within[0]`.
+        first_block: usize,
+        next: usize,
+    },
+    Sorted(std::slice::Iter<'a, u64>),
+}
+
+impl<'a> Ends<'a> {
+    fn blocks(within: &'a [u8], first_block: usize) -> Self {
+        Ends::Blocks {
+            within,
+            first_block,
+            next: 0,
         }
     }
-    true
+}
+
+impl Iterator for Ends<'_> {
+    type Item = u64;
+
+    fn next(&mut self) -> Option<u64> {
+        match self {
+            Ends::Sorted(ends) => ends.next().copied(),
+            Ends::Blocks {
+                within,
+                first_block,
+                next,
+            } => next_in_blocks(within, next).map(|end| end + (*first_block as u64) * ALIGNMENT),
+        }
+    }
+}
+
+impl LiveEnds {
+    /// The end at `cursor` (0 to start), moving `cursor` past it: for an
+    /// owner of the ends that cannot hold a borrowing [`Ends`].
+    pub(crate) fn next_at(&self, cursor: &mut usize) -> Option<u64> {
+        match self {
+            LiveEnds::Blocks { within, .. } => next_in_blocks(within, cursor),
+            LiveEnds::Sorted(ends) => {
+                let end = ends.get(*cursor).copied();
+                *cursor += usize::from(end.is_some());
+                end
+            }
+        }
+    }
+}
+
+/// The first entry end recorded at or after block `*next` of `within`, as
+/// an offset from the start of `within`'s first block; moves `*next` past it.
+fn next_in_blocks(within: &[u8], next: &mut usize) -> Option<u64> {
+    while let Some(&byte) = within.get(*next) {
+        // Skip eight empty blocks at once.
+        if byte == 0
+            && let Some(word) = within.get(*next..*next + 8)
+            && word == [0; 8]
+        {
+            *next += 8;
+            continue;
+        }
+        *next += 1;
+        if byte != 0 {
+            return Some((*next as u64 - 1) * ALIGNMENT + u64::from(byte));
+        }
+    }
+    None
+}
+
+/// The block table of the module docs, or `None` if two ends share a block
+/// (impossible for real entries, but an inconsistent index must not lose
+/// one).
+fn block_table(ends: &[u64], max: u64) -> Option<Vec<u8>> {
+    let block_of = |end: u64| ((end - 1) / ALIGNMENT) as usize;
+    let mut within = vec![0u8; block_of(max) + 1];
+    // Stores only, no load per end: the misses overlap. Two ends in one
+    // block would show up as fewer filled bytes than ends.
+    for &end in ends {
+        within[block_of(end)] = ((end - 1) % ALIGNMENT + 1) as u8;
+    }
+    let filled = within.iter().filter(|&&b| b != 0).count();
+    (filled == ends.len()).then_some(within)
 }
 
 /// LSD radix sort on 11-bit digits (three passes for files under 8 GiB).
@@ -98,11 +208,18 @@ mod tests {
         *seed
     }
 
-    fn assert_sorts(mut values: Vec<u64>, label: &str) {
+    fn assert_sorts(values: Vec<u64>, label: &str) {
         let mut expected = values.clone();
         expected.sort_unstable();
-        sort_ends(&mut values);
-        assert_eq!(values, expected, "{label}");
+        let ordered = LiveEnds::new(values);
+        assert_eq!(ordered.len(), expected.len(), "{label}");
+        assert_eq!(ordered.iter().collect::<Vec<u64>>(), expected, "{label}");
+        #[cfg(feature = "parallel")]
+        {
+            use rayon::prelude::*;
+            let pieces: Vec<Vec<u64>> = ordered.par_pieces().map(Iterator::collect).collect();
+            assert_eq!(pieces.concat(), expected, "{label}, in pieces");
+        }
     }
 
     #[test]
