@@ -22,6 +22,7 @@ use mmblob_entry::Mapping;
 use mmblob_entry::format::TRAILER_LEN;
 
 use crate::order::LiveEnds;
+use crate::snapshot::for_each_shard;
 use crate::store::LiveTotals;
 use crate::table::Table;
 
@@ -336,27 +337,69 @@ impl Index {
 
     /// Every live entry end, in file order, with a map that covers them all.
     ///
-    /// Shards are copied one after the other without blocking writers. If a
-    /// compaction swapped files in between (the shards' maps belong to
-    /// different stores) the copy is taken again.
+    /// Shards are read without blocking writers (in parallel with the
+    /// `parallel` feature). If a compaction swapped files or the file grew
+    /// in between, the snapshot is taken again.
     pub(crate) fn snapshot_in_file_order(&self) -> (Arc<Mapping>, LiveEnds) {
         loop {
-            let mut ends = Vec::with_capacity(self.len());
-            let mut newest: Option<Arc<Mapping>> = None;
-            let mut same_file = true;
-            for index in 0..SHARDS {
-                let shard = self.read(index);
-                match &newest {
-                    Some(map) if map.store_id() != shard.map.store_id() => same_file = false,
-                    // After the file grew, shards briefly hold older, shorter maps of it.
-                    Some(map) if map.readable_len() >= shard.map.readable_len() => {}
-                    _ => newest = Some(Arc::clone(&shard.map)),
-                }
-                shard.table.append_ends(&mut ends);
+            let Some((map, keys)) = self.newest_map() else {
+                continue;
+            };
+            let limit = map.readable_len();
+            if LiveEnds::dense(limit, keys)
+                && let Some(ends) = LiveEnds::from_blocks(limit, |sink| {
+                    self.fill_blocks(&map, |end| sink.record(end))
+                })
+            {
+                return (map, ends);
             }
-            if let (true, Some(map)) = (same_file, newest) {
-                return (map, LiveEnds::new(ends));
+            if let Some(ends) = self.list_ends(&map) {
+                return (map, LiveEnds::sorted(ends));
             }
         }
+    }
+
+    /// The newest map the shards hold and how many keys they hold, or
+    /// `None` while a compaction is swapping files under them.
+    fn newest_map(&self) -> Option<(Arc<Mapping>, usize)> {
+        let mut newest: Option<Arc<Mapping>> = None;
+        let mut keys = 0;
+        for index in 0..SHARDS {
+            let shard = self.read(index);
+            keys += shard.table.len();
+            match &newest {
+                Some(map) if map.store_id() != shard.map.store_id() => return None,
+                // After the file grew, shards briefly hold older, shorter maps of it.
+                Some(map) if map.readable_len() >= shard.map.readable_len() => {}
+                _ => newest = Some(Arc::clone(&shard.map)),
+            }
+        }
+        newest.map(|map| (map, keys))
+    }
+
+    /// Hands every shard's ends to `record` (shards in parallel with the
+    /// `parallel` feature); returns how many, or `None` if a shard moved to
+    /// another file or `record` refused an end (the file grew meanwhile).
+    fn fill_blocks(&self, map: &Mapping, record: impl Fn(u64) -> bool + Sync) -> Option<usize> {
+        let per_shard = for_each_shard(SHARDS, |index| {
+            let shard = self.read(index);
+            let same_file = shard.map.store_id() == map.store_id();
+            (same_file && shard.table.all_ends(&record)).then_some(shard.table.len())
+        });
+        per_shard.into_iter().sum()
+    }
+
+    /// Every shard's ends, unsorted, or `None` as for `fill_blocks`.
+    fn list_ends(&self, map: &Mapping) -> Option<Vec<u64>> {
+        let mut ends = Vec::new();
+        for index in 0..SHARDS {
+            let shard = self.read(index);
+            if shard.map.store_id() != map.store_id() {
+                return None;
+            }
+            shard.table.append_ends(&mut ends);
+        }
+        let limit = map.readable_len();
+        ends.iter().all(|&end| end <= limit).then_some(ends)
     }
 }

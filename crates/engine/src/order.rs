@@ -8,6 +8,8 @@
 //! that table directly, in order. Sparse files (large values) use a sorted
 //! list of ends instead.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use mmblob_entry::format::ALIGNMENT;
 
 /// Block-table bytes allowed per end before a sorted list is cheaper.
@@ -28,23 +30,37 @@ pub(crate) enum LiveEnds {
 }
 
 impl LiveEnds {
-    /// Orders `ends` (entry end offsets, all non-zero).
-    pub(crate) fn new(mut ends: Vec<u64>) -> LiveEnds {
-        let max = ends.iter().max().copied().unwrap_or(0);
-        let dense =
-            ends.len() >= 1 << 12 && max / ALIGNMENT <= MAX_BLOCKS_PER_END * ends.len() as u64;
-        if dense && let Some(within) = block_table(&ends, max) {
-            return LiveEnds::Blocks {
-                within,
-                count: ends.len(),
-            };
-        }
+    /// `ends`, sorted.
+    pub(crate) fn sorted(mut ends: Vec<u64>) -> LiveEnds {
         if ends.len() < 1 << 12 {
             ends.sort_unstable();
         } else {
             radix_sort(&mut ends);
         }
         LiveEnds::Sorted(ends)
+    }
+
+    /// True when `count` ends below `limit` are best kept in a block table.
+    pub(crate) fn dense(limit: u64, count: usize) -> bool {
+        count >= 1 << 12 && limit / ALIGNMENT <= MAX_BLOCKS_PER_END * count as u64
+    }
+
+    /// A block table filled by `fill`, which gets a [`BlockSink`] for ends
+    /// up to `limit` (its callers may run on several threads) and returns
+    /// how many ends it recorded; `None` if `fill` fails or two ends shared
+    /// a block.
+    pub(crate) fn from_blocks(
+        limit: u64,
+        fill: impl FnOnce(&BlockSink) -> Option<usize>,
+    ) -> Option<LiveEnds> {
+        let sink = BlockSink {
+            within: (0..=limit / ALIGNMENT).map(|_| AtomicU8::new(0)).collect(),
+            limit,
+        };
+        let count = fill(&sink)?;
+        let within: Vec<u8> = sink.within.into_iter().map(AtomicU8::into_inner).collect();
+        let filled = within.iter().filter(|&&b| b != 0).count();
+        (filled == count).then_some(LiveEnds::Blocks { within, count })
     }
 
     /// How many ends there are.
@@ -79,6 +95,26 @@ impl LiveEnds {
             .par_chunks(ENDS_PER_PIECE)
             .map(|piece| Ends::Sorted(piece.iter()));
         blocks.chain(sorted)
+    }
+}
+
+/// Where threads record entry ends for [`LiveEnds::from_blocks`]: one
+/// byte per block, each written by whoever owns that end (relaxed stores
+/// are plain byte stores).
+pub(crate) struct BlockSink {
+    within: Vec<AtomicU8>,
+    limit: u64,
+}
+
+impl BlockSink {
+    /// Records `end`; `false` if it is past the limit.
+    pub(crate) fn record(&self, end: u64) -> bool {
+        if end == 0 || end > self.limit {
+            return false;
+        }
+        let block = ((end - 1) / ALIGNMENT) as usize;
+        self.within[block].store(((end - 1) % ALIGNMENT + 1) as u8, Ordering::Relaxed);
+        true
     }
 }
 
@@ -153,21 +189,6 @@ fn next_in_blocks(within: &[u8], next: &mut usize) -> Option<u64> {
     None
 }
 
-/// The block table of the module docs, or `None` if two ends share a block
-/// (impossible for real entries, but an inconsistent index must not lose
-/// one).
-fn block_table(ends: &[u64], max: u64) -> Option<Vec<u8>> {
-    let block_of = |end: u64| ((end - 1) / ALIGNMENT) as usize;
-    let mut within = vec![0u8; block_of(max) + 1];
-    // Stores only, no load per end: the misses overlap. Two ends in one
-    // block would show up as fewer filled bytes than ends.
-    for &end in ends {
-        within[block_of(end)] = ((end - 1) % ALIGNMENT + 1) as u8;
-    }
-    let filled = within.iter().filter(|&&b| b != 0).count();
-    (filled == ends.len()).then_some(within)
-}
-
 /// LSD radix sort on 11-bit digits (three passes for files under 8 GiB).
 /// 2,048 counters stay in L1 cache, so each pass streams; wider digits
 /// scatter across too many buckets.
@@ -208,10 +229,27 @@ mod tests {
         *seed
     }
 
+    /// Orders `values` the way the index does: a block table when dense
+    /// and consistent, else a sorted list.
+    fn order(values: Vec<u64>) -> LiveEnds {
+        let max = values.iter().max().copied().unwrap_or(0);
+        let blocks = LiveEnds::dense(max, values.len())
+            .then(|| {
+                LiveEnds::from_blocks(max, |sink| {
+                    values
+                        .iter()
+                        .all(|&end| sink.record(end))
+                        .then_some(values.len())
+                })
+            })
+            .flatten();
+        blocks.unwrap_or_else(|| LiveEnds::sorted(values))
+    }
+
     fn assert_sorts(values: Vec<u64>, label: &str) {
         let mut expected = values.clone();
         expected.sort_unstable();
-        let ordered = LiveEnds::new(values);
+        let ordered = order(values);
         assert_eq!(ordered.len(), expected.len(), "{label}");
         assert_eq!(ordered.iter().collect::<Vec<u64>>(), expected, "{label}");
         #[cfg(feature = "parallel")]
@@ -251,6 +289,7 @@ mod tests {
             let j = (xorshift(&mut seed) % (i as u64 + 1)) as usize;
             ends.swap(i, j);
         }
+        assert!(matches!(order(ends.clone()), LiveEnds::Blocks { .. }));
         assert_sorts(ends, "dense");
     }
 
@@ -258,6 +297,7 @@ mod tests {
     fn ends_sharing_a_block_fall_back_without_loss() {
         let mut ends: Vec<u64> = (1..=10_000u64).rev().map(|i| i * 64).collect();
         ends.push(64 * 5_000 - 10);
+        assert!(matches!(order(ends.clone()), LiveEnds::Sorted(_)));
         assert_sorts(ends, "shared block");
     }
 }

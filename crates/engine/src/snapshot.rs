@@ -143,7 +143,7 @@ fn outer_digest(head: &[u8], shard_digests: &[u8]) -> u64 {
 }
 
 /// `f(0..n)`, in parallel when the `parallel` feature is on.
-fn for_each_shard<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
+pub(crate) fn for_each_shard<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + Send) -> Vec<T> {
     #[cfg(feature = "parallel")]
     {
         use rayon::prelude::*;

@@ -258,6 +258,15 @@ impl Table {
         self.occupied().map(|s| s.end)
     }
 
+    /// Calls `f` with every stored end, in table order, until it returns
+    /// `false`; returns whether it never did.
+    pub(crate) fn all_ends(&self, mut f: impl FnMut(u64) -> bool) -> bool {
+        self.slots
+            .iter()
+            .filter(|s| s.end != EMPTY)
+            .all(|s| f(s.end))
+    }
+
     /// Appends every stored end to `out`, in table order. Branch-free: each slot is
     /// written and the length advances only past occupied ones.
     pub(crate) fn append_ends(&self, out: &mut Vec<u64>) {
