@@ -143,7 +143,9 @@ impl DataStore {
 
     /// Calls `f(key, value)` for every live entry, in file order, with
     /// slices borrowed from the map: the fastest way to scan a store (no
-    /// handle, no reference counting per entry).
+    /// handle, no reference counting per entry). `f` runs on the calling
+    /// thread; with the `parallel` feature the snapshot of the index that
+    /// the scan starts from is taken on all cores.
     pub fn for_each_entry(&self, mut f: impl FnMut(&[u8], &[u8])) {
         let (map, ends) = self.index.snapshot_in_file_order();
         walk(map.readable(), ends.iter(), (), |(), key, value| {
