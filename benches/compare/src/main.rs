@@ -181,6 +181,9 @@ fn child_main(c: ChildArgs) -> Result<()> {
         if let Some(fixture) = &c.fixture {
             copy_dir(fixture, dir.path()).context("copying the fixture")?;
         }
+        // Write back what earlier children (and the copy) left dirty, so no
+        // engine is throttled by another's backlog of dirty pages.
+        Command::new("sync").status().context("running sync")?;
         workloads::run(c.engine, c.workload, &sizes, dir.path())?
     };
     println!("{}", serde_json::to_string(&m)?);
