@@ -45,6 +45,9 @@
 //!   verify, sync, refresh.
 //! * [`EntryHandle`] — a stored value: `Deref<Target = [u8]>`, typed views
 //!   with [`EntryHandle::as_typed`], streaming with [`EntryHandle::stream`].
+//! * [`Reader`] (from [`DataStore::reader`]) and [`DataStore::read_with`] —
+//!   borrowed reads that lend `&[u8]` without touching a shared reference
+//!   count, for hot loops and many threads.
 //! * [`OpenOptions`] and [`Durability`] — read-only handles, strict opening,
 //!   and when writes reach the OS and the disk.
 //! * [`Error`] — one `#[non_exhaustive]` enum; every failure is a typed value,

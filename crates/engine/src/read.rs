@@ -11,8 +11,10 @@ use crate::store::DataStore;
 impl DataStore {
     /// The value stored under `key`, read in place, or `None`.
     ///
-    /// Costs one hash, one shard read lock and no system call. A read that
-    /// starts after a write returned sees that write or a newer one.
+    /// Costs one hash, one shard read lock and no system call; the handle
+    /// takes a reference to the map (see [`DataStore::reader`] for reads
+    /// that do not). A read that starts after a write returned sees that
+    /// write or a newer one.
     ///
     /// # Errors
     /// [`Error::InvalidKey`](crate::Error::InvalidKey) for an empty or
@@ -87,8 +89,10 @@ impl DataStore {
         self.len() == 0
     }
 
-    /// Heap bytes held by the in-memory index (about 20 per live key after
-    /// open; up to 27 while it grows).
+    /// Bytes held by the in-memory index tables: about 20 per live key
+    /// after open (for a large store mapped copy-on-write from its index
+    /// sidecar, so file-backed until written), up to about 30 right after a
+    /// table grows.
     #[must_use]
     pub fn index_memory_bytes(&self) -> usize {
         self.index.memory_bytes()
