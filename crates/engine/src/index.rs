@@ -66,13 +66,13 @@ pub(crate) fn key_at(map: &Mapping, end: u64) -> Option<&[u8]> {
     map.bytes(trailer_start.checked_sub(key_len)?..trailer_start)
 }
 
-/// Drops a map taken out of a shard once no reader pinned before it left
+/// Drops maps taken out of shards once no reader pinned before they left
 /// can still be using it (see [`Index::with_entry`]). Maps are swapped
 /// rarely (the file outgrew its reservation, compaction, reload), so the
 /// collector is nudged right away: an old file's map, and with it the old
 /// file's disk space, is released as soon as its last readers are done.
-fn retire(map: Arc<Mapping>) {
-    epoch::pin().defer(move || drop(map));
+fn retire(maps: Vec<Arc<Mapping>>) {
+    epoch::pin().defer(move || drop(maps));
     for _ in 0..3 {
         epoch::pin().flush();
     }
@@ -303,26 +303,24 @@ impl Index {
 
     /// Points every shard at a new map of the same file (after it grew).
     pub(crate) fn set_map(&self, map: &Arc<Mapping>) {
-        for index in 0..SHARDS {
-            retire(std::mem::replace(
-                &mut self.write(index).map,
-                Arc::clone(map),
-            ));
-        }
+        let old = (0..SHARDS)
+            .map(|index| std::mem::replace(&mut self.write(index).map, Arc::clone(map)))
+            .collect();
+        retire(old);
     }
 
     /// Replaces every table and the map (after compaction or a reload).
     pub(crate) fn replace(&self, tables: Vec<Table>, map: &Arc<Mapping>) {
+        let mut old_maps = Vec::with_capacity(SHARDS);
         for (index, table) in tables.into_iter().enumerate() {
-            let (old_table, old_map) = {
+            let old_table = {
                 let mut shard = self.write(index);
-                let old_table = std::mem::replace(&mut shard.table, table);
-                let old_map = std::mem::replace(&mut shard.map, Arc::clone(map));
-                (old_table, old_map)
+                old_maps.push(std::mem::replace(&mut shard.map, Arc::clone(map)));
+                std::mem::replace(&mut shard.table, table)
             };
             drop(old_table);
-            retire(old_map);
         }
+        retire(old_maps);
     }
 
     /// Number of live keys.
