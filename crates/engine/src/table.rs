@@ -16,8 +16,8 @@ const SIZING_LOAD_PERCENT: usize = 80;
 /// Grow when an insert would take the load above this.
 const MAX_LOAD_PERCENT: usize = 85;
 
-/// One slot: `end == 0` marks it empty. `Pod` so snapshots can load a
-/// whole table with one read.
+/// One slot: `end == 0` marks it empty. `Pod` so that a table can be
+/// written to a snapshot and mapped back from it as plain bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub(crate) struct Slot {
