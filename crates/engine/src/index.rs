@@ -14,6 +14,7 @@
 //! count: bumping the one count that every reader of a map shares would
 //! bounce its cache line between cores on every read.
 
+use std::ops::Range;
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use crossbeam_epoch as epoch;
@@ -64,6 +65,41 @@ pub(crate) fn key_at(map: &Mapping, end: u64) -> Option<&[u8]> {
     let trailer = map.bytes(trailer_start..end)?;
     let key_len = u64::from(u16::from_le_bytes([trailer[24], trailer[25]]));
     map.bytes(trailer_start.checked_sub(key_len)?..trailer_start)
+}
+
+/// Where the value of the entry ending at `end` in `bytes` lies, when the
+/// entry's key is `key`: `Some(Ok(range))`; `Some(Err(end))` when the key
+/// matches but the value lies outside `bytes`; `None` for another key.
+fn value_range(bytes: &[u8], end: u64, key: &[u8]) -> Option<Result<Range<usize>, u64>> {
+    let end_at = usize::try_from(end).ok()?;
+    let trailer_start = end_at.checked_sub(TRAILER_LEN as usize)?;
+    let trailer = bytes.get(trailer_start..end_at)?;
+    let key_start = trailer_start.checked_sub(key.len())?;
+    if usize::from(u16::from_le_bytes([trailer[24], trailer[25]])) != key.len()
+        || !same_bytes(bytes.get(key_start..trailer_start)?, key)
+    {
+        return None;
+    }
+    let mut payload_len = [0u8; 8];
+    payload_len.copy_from_slice(&trailer[16..24]);
+    let start = usize::try_from(u64::from_le_bytes(payload_len))
+        .ok()
+        .and_then(|len| key_start.checked_sub(len));
+    Some(start.map(|start| start..key_start).ok_or(end))
+}
+
+/// Slice equality without a call into `memcmp` for the usual short keys.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let word = |s: &[u8], at: usize| {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_le_bytes(w)
+    };
+    match a.len() {
+        n if n != b.len() => false,
+        n @ 8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// Drops maps taken out of shards once no reader pinned before they left
@@ -150,33 +186,37 @@ impl Index {
         Some((Arc::clone(&shard.map), end))
     }
 
-    /// `f(map, end)` for the entry of `key`, if it is live. No lock is held
-    /// while `f` runs, and no reference count is touched.
-    pub(crate) fn with_entry<R>(
+    /// `f(value)` for the value of `key`, if it is live (see
+    /// [`Index::find_pinned`]). No lock is held while `f` runs, and no
+    /// reference count is touched.
+    pub(crate) fn with_value<R>(
         &self,
         hash: u64,
         key: &[u8],
-        f: impl FnOnce(&Mapping, u64) -> R,
-    ) -> Option<R> {
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Option<Result<R, u64>> {
         let guard = epoch::pin();
-        let (map, end) = self.find_pinned(hash, key, &guard)?;
-        Some(f(map, end))
+        Some(self.find_pinned(hash, key, &guard)?.map(f))
     }
 
-    /// The map and entry end of `key`, if it is live, readable for as long
-    /// as both the index and `guard` are borrowed.
+    /// The value of `key`, if it is live, readable for as long as both the
+    /// index and `guard` are borrowed; `Err(end)` if the indexed entry
+    /// ending at `end` has this key but its value lies outside the file.
     pub(crate) fn find_pinned<'a>(
         &'a self,
         hash: u64,
         key: &[u8],
         guard: &'a epoch::Guard,
-    ) -> Option<(&'a Mapping, u64)> {
-        let (map, end) = {
+    ) -> Option<Result<&'a [u8], u64>> {
+        let (map, found) = {
             let shard = self.read(shard_of(hash));
-            let end = shard
-                .table
-                .get(hash, |end| key_at(&shard.map, end) == Some(key))?;
-            (Arc::as_ptr(&shard.map), end)
+            let bytes = shard.map.readable();
+            let mut found = None;
+            shard.table.get(hash, |end| {
+                found = value_range(bytes, end, key);
+                found.is_some()
+            })?;
+            (Arc::as_ptr(&shard.map), found?)
         };
         let _pinned_for_all_of_a = guard;
         // SAFETY: the pointer came from a live `Arc` in a shard, read while
@@ -186,7 +226,10 @@ impl Index {
         // has unpinned. The index cannot be dropped (taking its maps along)
         // while it is borrowed. So the map outlives `'a`.
         let map = unsafe { &*map };
-        Some((map, end))
+        // The readable part of a map never shrinks, so the range found in it
+        // above is still inside it; were it not, that is the entry's end.
+        let entry_end = |value: &Range<usize>| (value.end + key.len()) as u64 + TRAILER_LEN;
+        Some(found.and_then(|value| map.readable().get(value.clone()).ok_or(entry_end(&value))))
     }
 
     /// True when `key` is live.

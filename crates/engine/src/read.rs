@@ -5,7 +5,6 @@ use mmblob_entry::format::TRAILER_LEN;
 
 use crate::append::check_key;
 use crate::error::{Error, Result};
-use crate::iter::parts;
 use crate::store::DataStore;
 
 impl DataStore {
@@ -48,11 +47,7 @@ impl DataStore {
     /// As [`DataStore::read`].
     pub fn read_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
         check_key(key)?;
-        let found = self.index.with_entry(self.hash(key), key, |map, end| {
-            parts(map.readable(), end)
-                .map(|(_, value)| f(value))
-                .ok_or(end)
-        });
+        let found = self.index.with_value(self.hash(key), key, f);
         match found {
             None => Ok(None),
             Some(Ok(result)) => Ok(Some(result)),

@@ -4,7 +4,6 @@ use crossbeam_epoch as epoch;
 
 use crate::append::check_key;
 use crate::error::Result;
-use crate::iter::parts;
 use crate::read::unreadable_trailer;
 use crate::store::DataStore;
 
@@ -60,12 +59,10 @@ impl Reader<'_> {
     pub fn get(&self, key: &[u8]) -> Result<Option<&[u8]>> {
         check_key(key)?;
         let store = self.store;
-        let Some((map, end)) = store.index.find_pinned(store.hash(key), key, &self.guard) else {
-            return Ok(None);
-        };
-        match parts(map.readable(), end) {
-            Some((_, value)) => Ok(Some(value)),
-            None => Err(unreadable_trailer(end)),
+        match store.index.find_pinned(store.hash(key), key, &self.guard) {
+            None => Ok(None),
+            Some(Ok(value)) => Ok(Some(value)),
+            Some(Err(end)) => Err(unreadable_trailer(end)),
         }
     }
 }
