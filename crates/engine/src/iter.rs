@@ -71,7 +71,7 @@ impl Iterator for OwnedEnds {
 }
 
 /// `(key, value)` of the indexed entry ending at `end` in `bytes`.
-pub(crate) fn parts(bytes: &[u8], end: u64) -> Option<(&[u8], &[u8])> {
+fn parts(bytes: &[u8], end: u64) -> Option<(&[u8], &[u8])> {
     let end = usize::try_from(end).ok()?;
     let trailer = bytes.get(end.checked_sub(TRAILER_LEN as usize)?..end)?;
     let payload_len = usize::try_from(u64::from_le_bytes(trailer[16..24].try_into().ok()?)).ok()?;

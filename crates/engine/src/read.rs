@@ -51,7 +51,7 @@ impl DataStore {
         match found {
             None => Ok(None),
             Some(Ok(result)) => Ok(Some(result)),
-            Some(Err(end)) => Err(unreadable_trailer(end)),
+            Some(Err(end)) => Err(unreadable_value(end)),
         }
     }
 
@@ -94,11 +94,12 @@ impl DataStore {
     }
 }
 
-/// The error for an indexed entry ending at `end` whose trailer cannot be
-/// read back.
-pub(crate) fn unreadable_trailer(end: u64) -> Error {
+/// The error for an indexed entry ending at `end` whose trailer points its
+/// value outside the file (damage in a part of the file the index was
+/// loaded for without reading it).
+pub(crate) fn unreadable_value(end: u64) -> Error {
     Error::Corrupt {
         offset: end.saturating_sub(TRAILER_LEN),
-        reason: "the indexed trailer cannot be read back".to_owned(),
+        reason: "the indexed entry's trailer puts its value outside the file".to_owned(),
     }
 }

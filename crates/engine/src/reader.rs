@@ -4,7 +4,7 @@ use crossbeam_epoch as epoch;
 
 use crate::append::check_key;
 use crate::error::Result;
-use crate::read::unreadable_trailer;
+use crate::read::unreadable_value;
 use crate::store::DataStore;
 
 /// A read session on one thread; see [`DataStore::reader`].
@@ -62,7 +62,7 @@ impl Reader<'_> {
         match store.index.find_pinned(store.hash(key), key, &self.guard) {
             None => Ok(None),
             Some(Ok(value)) => Ok(Some(value)),
-            Some(Err(end)) => Err(unreadable_trailer(end)),
+            Some(Err(end)) => Err(unreadable_value(end)),
         }
     }
 }
