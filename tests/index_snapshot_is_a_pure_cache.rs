@@ -134,3 +134,26 @@ fn a_sidecar_from_before_compaction_is_ignored() {
     assert_eq!(seen, expected);
     assert_eq!(seen.len(), (KEYS / 2) as usize);
 }
+
+#[test]
+fn compaction_leaves_a_sidecar_for_the_new_file() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("s.mmblob");
+    build(&path);
+    let store = DataStore::open(&path).expect("open");
+    for i in 0..KEYS / 10 {
+        store
+            .write(&i.to_le_bytes(), b"rewritten")
+            .expect("overwrite");
+    }
+    store.compact().expect("compact");
+    let expected = contents(&store);
+    // Header bytes 16..24 and sidecar bytes 8..16 hold the store id.
+    let file = std::fs::read(&path).expect("store");
+    let side = std::fs::read(sidecar(&path)).expect("compaction leaves a sidecar");
+    assert_eq!(side[8..16], file[16..24], "the sidecar is the new file's");
+    let crashed = crash_copy(&path);
+    drop(store);
+    let (_store, seen) = reopen(&crashed);
+    assert_eq!(seen, expected);
+}

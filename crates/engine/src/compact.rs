@@ -98,6 +98,10 @@ impl DataStore {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clear();
+        drop(state);
+        // The new file's index is in hand: leave its sidecar now, so the next
+        // open of a large compacted store does not walk it, even after a crash.
+        self.save_snapshot();
         info!(
             bytes_before = stats.bytes_before,
             bytes_after = stats.bytes_after,

@@ -621,7 +621,7 @@ impl Drop for DataStore {
 
 impl DataStore {
     /// Writes the index sidecar when the store is large and it is stale.
-    fn save_snapshot(&self) {
+    pub(crate) fn save_snapshot(&self) {
         let state = self.lock_state();
         let stale = state.snapshot_tail != Some(state.tail);
         let undamaged = self.damage.lock().is_ok_and(|d| d.is_empty());

@@ -350,8 +350,8 @@ impl Demo {
         Ok((stats.bytes_before, stats.bytes_after))
     }
 
-    /// Opens the store again, read-only (rebuilding its index from the
-    /// file), switches to that handle and spot-checks it.
+    /// Opens the store again, read-only (loading the index sidecar that
+    /// compaction left), switches to that handle and spot-checks it.
     fn reopen(&mut self) -> CliResult {
         let started = Instant::now();
         let db = store::open_read_only(&self.path)?;
