@@ -5,11 +5,11 @@
 //! same lock word. Each shard also holds the [`Mapping`] its offsets refer
 //! to, so a reader always gets an offset and a map that belong together, even
 //! while compaction swaps in a new file. Writers (serialised by the store)
-//! hold a shard's write lock only for one batch of slot updates or a
-//! pointer swap; growing a table is done on a copy outside the write lock.
+//! hold a shard's write lock only for a few slot updates or a pointer swap;
+//! growing a table is done on a copy outside the write lock.
 //!
 //! A map taken out of a shard is not dropped on the spot but handed to the
-//! epoch collector of `crossbeam-epoch`. That lets [`Index::with_entry`]
+//! epoch collector of `crossbeam-epoch`. That lets [`Index::find_pinned`]
 //! read a value after releasing the shard lock without taking a reference
 //! count: bumping the one count that every reader of a map shares would
 //! bounce its cache line between cores on every read.
@@ -32,6 +32,10 @@ const SHARDS: usize = 1 << SHARD_BITS;
 /// Changes applied per round of prefetching: their slots (one cache line
 /// each) stay in cache until they are written.
 const APPLY_WINDOW: usize = 2048;
+/// Slot updates made under one hold of a shard's write lock: readers of
+/// that shard wait for at most this many (tens of nanoseconds), while a
+/// batch still pays one lock round trip per few entries, not per entry.
+const UPDATES_PER_LOCK: usize = 16;
 
 /// One change to the index: `key` now lives in the entry ending at `end`,
 /// or (for a tombstone) no longer lives anywhere.
@@ -103,7 +107,7 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 }
 
 /// Drops maps taken out of shards once no reader pinned before they left
-/// can still be using it (see [`Index::with_entry`]). Maps are swapped
+/// can still be using it (see [`Index::find_pinned`]). Maps are swapped
 /// rarely (the file outgrew its reservation, compaction, reload), so the
 /// collector is nudged right away: an old file's map, and with it the old
 /// file's disk space, is released as soon as its last readers are done.
@@ -243,8 +247,8 @@ impl Index {
 
     /// Applies `changes` in order (so within one batch the last change of
     /// a key wins) and keeps `live` in step; `bytes` is the readable file.
-    /// Each shard's write lock is taken once per window of changes, so a
-    /// batch costs one lock round trip per shard, not per entry. Only the
+    /// A shard's write lock is held for a few slot updates at a time (see
+    /// `UPDATES_PER_LOCK`), so readers wait no longer than that. Only the
     /// store's single writer (or a read-only handle's refresh) calls this.
     pub(crate) fn apply(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
         for window in changes.chunks(APPLY_WINDOW) {
@@ -290,8 +294,9 @@ impl Index {
         }
     }
 
-    /// Applies `changes[i]` for each `i` in `group` (all of shard `index`)
-    /// under one write lock; collects the entry ends they replaced.
+    /// Applies `changes[i]` for each `i` in `group` (all of shard `index`);
+    /// collects the entry ends they replaced. The write lock is taken for a
+    /// few slot updates at a time, so a reader never waits for more.
     fn apply_group(
         &self,
         index: usize,
@@ -299,17 +304,19 @@ impl Index {
         group: &[usize],
         replaced: &mut Vec<u64>,
     ) {
-        let mut guard = self.write(index);
-        let Shard { table, map } = &mut *guard;
-        for &i in group {
-            let change = &changes[i];
-            let is_match = |end| key_at(map, end) == Some(change.key);
-            let old = if change.tombstone {
-                table.remove(change.hash, is_match)
-            } else {
-                table.upsert(change.hash, change.end, is_match)
-            };
-            replaced.extend(old);
+        for few in group.chunks(UPDATES_PER_LOCK) {
+            let mut guard = self.write(index);
+            let Shard { table, map } = &mut *guard;
+            for &i in few {
+                let change = &changes[i];
+                let is_match = |end| key_at(map, end) == Some(change.key);
+                let old = if change.tombstone {
+                    table.remove(change.hash, is_match)
+                } else {
+                    table.upsert(change.hash, change.end, is_match)
+                };
+                replaced.extend(old);
+            }
         }
     }
 
