@@ -16,9 +16,8 @@ impl DataStore {
     /// write or a newer one.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`](crate::Error::InvalidKey) for an empty or
-    /// oversized key; [`Error::Corrupt`](crate::Error::Corrupt) if the
-    /// indexed trailer cannot be read back.
+    /// [`Error::InvalidKey`] for an empty or oversized key;
+    /// [`Error::Corrupt`] if the indexed trailer cannot be read back.
     pub fn read(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
         check_key(key)?;
         match self.index.get(self.hash(key), key) {
@@ -66,7 +65,7 @@ impl DataStore {
     /// True when `key` holds a value.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`](crate::Error::InvalidKey).
+    /// [`Error::InvalidKey`].
     pub fn exists(&self, key: &[u8]) -> Result<bool> {
         check_key(key)?;
         Ok(self.index.contains(self.hash(key), key))

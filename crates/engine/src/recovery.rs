@@ -1,6 +1,6 @@
 //! Finding the end of a store and rebuilding its index from the trailer chain.
 //!
-//! Open reads backward: [`find_tail`] looks for the last position at which a
+//! Open reads backward: [`Ctx::find_tail`] looks for the last position at which a
 //! fully valid entry ends (structure, key hash and checksum), cutting back
 //! over a torn batch; [`walk`] then follows `prev_end` links from there to
 //! the header, checking the structure and key hash of every entry. Where a
