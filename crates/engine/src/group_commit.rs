@@ -63,6 +63,10 @@ impl GroupCommit {
             }
             progress.running = true;
             drop(progress);
+            // Writers woken by the last sync may not have run yet (more
+            // writers than cores): let them append first, so this sync
+            // covers them too instead of leaving them to the next one.
+            std::thread::yield_now();
             let result = sync();
             progress = self.lock();
             progress.running = false;
