@@ -63,12 +63,9 @@ pub(crate) struct Index {
     shards: Box<[Padded]>,
 }
 
-/// The key stored in the entry ending at `end`, read through `map`.
-pub(crate) fn key_at(map: &Mapping, end: u64) -> Option<&[u8]> {
-    let trailer_start = end.checked_sub(TRAILER_LEN)?;
-    let trailer = map.bytes(trailer_start..end)?;
-    let key_len = u64::from(u16::from_le_bytes([trailer[24], trailer[25]]));
-    map.bytes(trailer_start.checked_sub(key_len)?..trailer_start)
+/// True when the entry ending at `end` in `bytes` holds `key`.
+fn holds_key(bytes: &[u8], end: u64, key: &[u8]) -> bool {
+    value_range(bytes, end, key).is_some()
 }
 
 /// Where the value of the entry ending at `end` in `bytes` lies, when the
@@ -184,9 +181,8 @@ impl Index {
     /// The map and entry end of `key`, if it is live.
     pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<(Arc<Mapping>, u64)> {
         let shard = self.read(shard_of(hash));
-        let end = shard
-            .table
-            .get(hash, |end| key_at(&shard.map, end) == Some(key))?;
+        let bytes = shard.map.readable();
+        let end = shard.table.get(hash, |end| holds_key(bytes, end, key))?;
         Some((Arc::clone(&shard.map), end))
     }
 
@@ -239,9 +235,10 @@ impl Index {
     /// True when `key` is live.
     pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
         let shard = self.read(shard_of(hash));
+        let bytes = shard.map.readable();
         shard
             .table
-            .get(hash, |end| key_at(&shard.map, end) == Some(key))
+            .get(hash, |end| holds_key(bytes, end, key))
             .is_some()
     }
 
@@ -307,9 +304,10 @@ impl Index {
         for few in group.chunks(UPDATES_PER_LOCK) {
             let mut guard = self.write(index);
             let Shard { table, map } = &mut *guard;
+            let bytes = map.readable();
             for &i in few {
                 let change = &changes[i];
-                let is_match = |end| key_at(map, end) == Some(change.key);
+                let is_match = |end| holds_key(bytes, end, change.key);
                 let old = if change.tombstone {
                     table.remove(change.hash, is_match)
                 } else {
@@ -445,7 +443,7 @@ impl Index {
             if shard.map.store_id() != map.store_id() {
                 return None;
             }
-            shard.table.append_ends(&mut ends);
+            ends.extend(shard.table.ends());
         }
         let limit = map.readable_len();
         ends.iter().all(|&end| end <= limit).then_some(ends)

@@ -260,27 +260,8 @@ impl Table {
 
     /// Calls `f` with every stored end, in table order, until it returns
     /// `false`; returns whether it never did.
-    pub(crate) fn all_ends(&self, mut f: impl FnMut(u64) -> bool) -> bool {
-        self.slots
-            .iter()
-            .filter(|s| s.end != EMPTY)
-            .all(|s| f(s.end))
-    }
-
-    /// Appends every stored end to `out`, in table order. Branch-free: each slot is
-    /// written and the length advances only past occupied ones.
-    pub(crate) fn append_ends(&self, out: &mut Vec<u64>) {
-        let start = out.len();
-        out.resize(start + self.len + 1, EMPTY);
-        let mut next = start;
-        for slot in self.slots.iter() {
-            out[next] = slot.end;
-            next += usize::from(slot.end != EMPTY);
-            if next > start + self.len {
-                break;
-            }
-        }
-        out.truncate(next);
+    pub(crate) fn all_ends(&self, f: impl FnMut(u64) -> bool) -> bool {
+        self.ends().all(f)
     }
 }
 
