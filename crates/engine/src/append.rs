@@ -16,6 +16,8 @@ use crate::recovery::KeyHasher;
 /// Values at least this long are written from the caller's memory instead of
 /// being copied into the scratch buffer.
 const BORROW_THRESHOLD: usize = 16 * 1024;
+/// The checksum closes the trailer.
+const CRC_LEN: usize = 4;
 /// Most buffers one `pwritev` call takes (Linux `IOV_MAX`).
 const MAX_IOVECS: usize = 1024;
 
@@ -113,15 +115,26 @@ impl<'a> Appender<'a> {
         // Cannot overflow: the caller checked the value length and the file
         // offsets are far below 2^63.
         let start = payload_start(prev_end, payload_len).unwrap_or(prev_end);
-        let trailer = self.trailer(prev_end, key, value, tombstone, continues);
+        let mut trailer = self.trailer(prev_end, key, value, tombstone, continues);
         self.push_scratch(&[0u8; 64][..(start - prev_end) as usize]);
         if copied_len(value) < value.len() {
+            trailer.crc = trailer.compute_crc(self.store_id, value, key);
             self.pieces.push(Piece::Borrowed(value));
+            self.push_scratch(key);
+            self.push_scratch(&trailer.encode());
         } else {
+            // Value, key and trailer lie back to back in the buffer: one
+            // checksum call over all three is about twice as fast for short
+            // entries as one call per part.
+            let from = self.scratch.len();
             self.push_scratch(value);
+            self.push_scratch(key);
+            self.push_scratch(&trailer.encode());
+            let crc_at = self.scratch.len() - CRC_LEN;
+            let mut crc = EntryCrc::new(self.store_id);
+            crc.update(&self.scratch[from..crc_at]);
+            self.scratch[crc_at..].copy_from_slice(&crc.finish().to_le_bytes());
         }
-        self.push_scratch(key);
-        self.push_scratch(&trailer.encode());
         self.end = start + payload_len + key.len() as u64 + TRAILER_LEN;
         self.entries.push(Appended {
             hash: trailer.key_hash,
@@ -133,6 +146,7 @@ impl<'a> Appender<'a> {
         });
     }
 
+    /// The trailer of an entry, its checksum still zero.
     fn trailer(
         &self,
         prev_end: u64,
@@ -148,7 +162,7 @@ impl<'a> Appender<'a> {
         if continues {
             flags |= FLAG_BATCH_CONTINUES;
         }
-        let mut trailer = Trailer {
+        Trailer {
             prev_end,
             key_hash: (self.hasher)(key),
             payload_len: value.len() as u64,
@@ -156,12 +170,7 @@ impl<'a> Appender<'a> {
             key_len: key.len() as u16,
             flags,
             crc: 0,
-        };
-        let mut crc = EntryCrc::new(self.store_id);
-        crc.update(value);
-        crc.update(key);
-        trailer.crc = crc.finish_with(&trailer);
-        trailer
+        }
     }
 
     /// Writes every encoded byte at `start` in the file.
@@ -207,4 +216,40 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
         return Err(Error::InvalidKey { len: key.len() });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mmblob_entry::checksum::key_hash;
+
+    /// Every entry's stored checksum equals the one computed part by part,
+    /// for copied values (checksummed in one call over the buffer) and
+    /// borrowed ones (checksummed from the caller's memory).
+    #[test]
+    fn copied_and_borrowed_entries_carry_the_same_checksum_as_computed_by_parts() {
+        let store_id = 0x0123_4567_89ab_cdef;
+        let long = vec![9u8; BORROW_THRESHOLD + 3];
+        let values: [&[u8]; 4] = [b"", b"short", &[7u8; 64], &long];
+        let mut appender = Appender::new(store_id, key_hash, 64);
+        for (i, value) in values.iter().enumerate() {
+            appender.push(b"key", value, i == 0, i + 1 < values.len(), i);
+        }
+        let mut file: Vec<u8> = vec![0; 64];
+        for piece in &appender.pieces {
+            file.extend_from_slice(match piece {
+                Piece::Scratch(range) => &appender.scratch[range.clone()],
+                Piece::Borrowed(bytes) => bytes,
+            });
+        }
+        for (entry, value) in appender.entries().iter().zip(values) {
+            let end = usize::try_from(entry.end).expect("small offsets");
+            let at = end - TRAILER_LEN as usize;
+            let trailer = Trailer::decode(file[at..end].try_into().expect("32 bytes"));
+            let key_at = at - 3;
+            assert_eq!(&file[key_at..at], b"key");
+            assert_eq!(&file[key_at - value.len()..key_at], value);
+            assert_eq!(trailer.crc, trailer.compute_crc(store_id, value, b"key"));
+        }
+    }
 }

@@ -34,6 +34,13 @@ impl EntryCrc {
         self.0.update(bytes);
     }
 
+    /// The checksum of everything added, when the trailer's first 28
+    /// bytes were added last (as part of the entry's bytes).
+    #[must_use]
+    pub fn finish(self) -> u32 {
+        self.0.finalize()
+    }
+
     /// Adds the first 28 bytes of `trailer` and returns the checksum.
     #[must_use]
     pub fn finish_with(mut self, trailer: &Trailer) -> u32 {
