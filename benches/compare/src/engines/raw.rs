@@ -104,6 +104,24 @@ fn load_table(path: &Path) -> Result<Table> {
     Ok(table)
 }
 
+/// Values shorter than this are gathered into one buffer and written with
+/// one `write_all`: a `writev` of a thousand 64-byte slices is about four
+/// times slower here, and the baseline should be the fastest plain way.
+const GATHER_BELOW: usize = 16 * 1024;
+
+/// Appends the values of `batch` in order, the fastest plain way.
+fn write_batch(mut file: &File, batch: &[(&[u8], &[u8])]) -> io::Result<()> {
+    if batch.iter().all(|(_, v)| v.len() < GATHER_BELOW) {
+        let mut gathered = Vec::with_capacity(batch.iter().map(|(_, v)| v.len()).sum());
+        for (_, value) in batch {
+            gathered.extend_from_slice(value);
+        }
+        return file.write_all(&gathered);
+    }
+    let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|(_, v)| IoSlice::new(v)).collect();
+    write_all_vectored(file, &mut slices)
+}
+
 fn write_all_vectored(mut file: &File, mut bufs: &mut [IoSlice<'_>]) -> io::Result<()> {
     while !bufs.is_empty() {
         match file.write_vectored(bufs) {
@@ -134,10 +152,9 @@ impl Engine for Raw {
     }
 
     fn put_batch(&self, batch: &[(&[u8], &[u8])]) -> Result<()> {
-        let mut slices: Vec<IoSlice<'_>> = batch.iter().map(|(_, v)| IoSlice::new(v)).collect();
         {
             let mut w = self.lock()?;
-            write_all_vectored(&self.file, &mut slices)?;
+            write_batch(&self.file, batch)?;
             for (_, value) in batch {
                 let at = w.tail;
                 w.table.push((at, u32::try_from(value.len())?));
