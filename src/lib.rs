@@ -89,6 +89,12 @@
 //!   the store being dropped. [`DataStore::read_with`] borrows without a
 //!   reference count: a map the store replaces is released through an epoch
 //!   collector, only after every reader that could still see it is done.
+//! * **Index lookups take no lock.** Each index shard carries a sequence
+//!   number the writer makes odd while it changes the shard; a lookup keeps
+//!   its answer only if the number did not move, else it waits on the
+//!   shard's lock and looks again. Slots are atomics, so a lookup racing the
+//!   writer reads stale values, never torn memory, and index tables the
+//!   writer replaces are freed through the same epoch collector.
 //! * **The index sidecar is mapped copy-on-write.** A large store loads its
 //!   index by mapping the tables in `<store>.index` privately (after
 //!   checking their checksums): changes stay in this process, and mmblob
@@ -100,7 +106,7 @@
 //! with every memory-mapped store, don't. (Deleting the sidecar, or renaming
 //! another file over it, is harmless.) The `unsafe` code lives in
 //! `mmblob_entry::Mapping` and in the engine's loading of the sidecar and
-//! its epoch-protected borrowed read, in small blocks that each state why
+//! its epoch-protected index shards, in small blocks that each state why
 //! they are sound (plus one CPU prefetch hint, which cannot touch memory).
 //!
 //! ## File format

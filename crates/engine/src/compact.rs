@@ -229,7 +229,7 @@ impl DataStore {
                 per_shard[shard_of(found.trailer.key_hash)] += 1;
             }
         }
-        let mut tables: Vec<Table> = per_shard.into_iter().map(Table::with_capacity).collect();
+        let tables: Vec<Table> = per_shard.into_iter().map(Table::with_capacity).collect();
         let mut tail = HEADER_LEN;
         for chunk in batches(bytes, live) {
             let mut appender = Appender::new(target.store_id, self.options.hasher, tail);

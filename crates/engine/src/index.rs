@@ -1,23 +1,35 @@
 //! The in-memory index: key hash → end offset of the newest live entry.
 //!
-//! Split into 64 shards by the low bits of the hash, each behind its own
-//! `RwLock` and padded to its own cache line, so two readers rarely touch the
-//! same lock word. Each shard also holds the [`Mapping`] its offsets refer
-//! to, so a reader always gets an offset and a map that belong together, even
-//! while compaction swaps in a new file. Writers (serialised by the store)
-//! hold a shard's write lock only for a few slot updates or a pointer swap;
-//! growing a table is done on a copy outside the write lock.
+//! Split into 64 shards by the low bits of the hash, each padded to its own
+//! cache lines. A shard holds a [`Table`] and the [`Mapping`] its offsets
+//! refer to, each behind an epoch-managed pointer, so a reader always gets
+//! an offset and a map that belong together, even while compaction swaps in
+//! a new file.
 //!
-//! A map taken out of a shard is not dropped on the spot but handed to the
-//! epoch collector of `crossbeam-epoch`. That lets [`Index::find_pinned`]
-//! read a value after releasing the shard lock without taking a reference
-//! count: bumping the one count that every reader of a map shares would
-//! bounce its cache line between cores on every read.
+//! Lookups take no lock and write no shared memory: a shard carries a
+//! sequence number that the writer makes odd while it changes the shard and
+//! even again when done (a seqlock). A lookup reads the number, looks the key
+//! up, and keeps the answer only if the number did not move; otherwise it
+//! waits on the shard's lock and looks again. An atomic read-modify-write
+//! per lookup (a lock, a reference count) would order every later load
+//! behind it, and the cache misses of consecutive lookups could no longer
+//! overlap.
+//!
+//! The writer (serialised by the store) holds a shard's lock for writing
+//! only for a few slot updates or a pointer swap; growing a table is done on
+//! a copy outside it. Readers that need a shard to hold still for longer
+//! (snapshots for iteration, saving the sidecar) hold the lock for reading.
+//!
+//! A table or map taken out of a shard is not dropped on the spot but handed
+//! to the epoch collector of `crossbeam-epoch`, so that lookups still
+//! reading it, and values lent from a map (see [`Index::find_pinned`]),
+//! stay valid until their readers unpin.
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
-use crossbeam_epoch as epoch;
+use crossbeam_epoch::{self as epoch, Atomic, Guard, Owned, Shared};
 
 use mmblob_entry::Mapping;
 use mmblob_entry::format::TRAILER_LEN;
@@ -50,17 +62,183 @@ pub(crate) struct Change<'k> {
 }
 
 /// One shard's table and the map its offsets point into.
-pub(crate) struct Shard {
-    pub(crate) table: Table,
-    pub(crate) map: Arc<Mapping>,
-}
-
 #[repr(align(128))]
-struct Padded(RwLock<Shard>);
+struct Shard {
+    /// Even while the shard holds still, odd while the writer changes it.
+    seq: AtomicU64,
+    /// Held for writing around every change (see [`WriteSection`]), for
+    /// reading by readers that need the shard to hold still.
+    lock: RwLock<()>,
+    /// Never null while the shard is shared.
+    table: Atomic<Table>,
+    /// Never null while the shard is shared.
+    map: Atomic<Arc<Mapping>>,
+}
 
 /// The sharded index of live keys.
 pub(crate) struct Index {
-    shards: Box<[Padded]>,
+    shards: Box<[Shard]>,
+}
+
+/// A shard held still for reading (its lock held for reading).
+struct Stable<'a> {
+    shard: &'a Shard,
+    guard: Guard,
+    _lock: RwLockReadGuard<'a, ()>,
+}
+
+/// A change in progress to one shard: its lock held for writing and its
+/// sequence number odd. Dropping it publishes the change.
+struct WriteSection<'a> {
+    shard: &'a Shard,
+    guard: Guard,
+    seq: u64,
+    _lock: RwLockWriteGuard<'a, ()>,
+}
+
+impl Shard {
+    fn new(table: Table, map: &Arc<Mapping>) -> Shard {
+        Shard {
+            seq: AtomicU64::new(0),
+            lock: RwLock::new(()),
+            table: Atomic::new(table),
+            map: Atomic::new(Arc::clone(map)),
+        }
+    }
+
+    /// The current table.
+    fn table<'a>(&'a self, guard: &'a Guard) -> &'a Table {
+        // SAFETY: the pointer is never null while the shard is shared (set
+        // in `new`, only ever swapped for another owned table). A table
+        // swapped out is destroyed through `Guard::defer_destroy`, which
+        // waits until every thread pinned when it was unlinked has unpinned,
+        // and `guard` stays pinned for `'a`; the shard itself (whose `Drop`
+        // frees the current table) is borrowed for `'a`.
+        unsafe { self.table.load(Ordering::Acquire, guard).deref() }
+    }
+
+    /// The current map; see [`Shard::table`].
+    fn map<'a>(&'a self, guard: &'a Guard) -> &'a Arc<Mapping> {
+        // SAFETY: as for `table`: never null, retired only through the
+        // collector, `guard` pinned and the shard borrowed for `'a`.
+        unsafe { self.map.load(Ordering::Acquire, guard).deref() }
+    }
+
+    fn hold_still(&self) -> Stable<'_> {
+        Stable {
+            _lock: self.lock.read().unwrap_or_else(PoisonError::into_inner),
+            shard: self,
+            guard: epoch::pin(),
+        }
+    }
+
+    fn write_section(&self) -> WriteSection<'_> {
+        let lock = self.lock.write().unwrap_or_else(PoisonError::into_inner);
+        // Only a holder of the write lock changes `seq`.
+        let seq = self.seq.load(Ordering::Relaxed);
+        self.seq.store(seq + 1, Ordering::Relaxed);
+        // Orders the odd number before every slot store of the section: a
+        // lookup that sees one of them sees the odd number (or a later one)
+        // when it checks again.
+        fence(Ordering::Release);
+        WriteSection {
+            shard: self,
+            guard: epoch::pin(),
+            seq,
+            _lock: lock,
+        }
+    }
+
+    /// `f(table, map)` on a view of the shard that no change overlapped,
+    /// without a lock unless the writer is changing the shard right now.
+    /// `f` may run twice and must not fail on a torn view (whatever it
+    /// computes from one is thrown away).
+    fn lookup<'a, R>(
+        &'a self,
+        guard: &'a Guard,
+        f: impl Fn(&'a Table, &'a Arc<Mapping>) -> R,
+    ) -> R {
+        let before = self.seq.load(Ordering::Acquire);
+        if before.is_multiple_of(2) {
+            let found = f(self.table(guard), self.map(guard));
+            // Orders the reads of `f` before the second look at `seq`.
+            fence(Ordering::Acquire);
+            if self.seq.load(Ordering::Relaxed) == before {
+                return found;
+            }
+        }
+        // The writer is busy in this shard: wait for it instead of spinning.
+        let _still = self.lock.read().unwrap_or_else(PoisonError::into_inner);
+        f(self.table(guard), self.map(guard))
+    }
+}
+
+impl Drop for Shard {
+    fn drop(&mut self) {
+        // SAFETY: `&mut self` means no thread can reach the shard any more,
+        // so nothing can load these pointers again; the tables and maps
+        // swapped out earlier were handed to the collector, not these.
+        unsafe {
+            let guard = epoch::unprotected();
+            let table = self.table.swap(Shared::null(), Ordering::Relaxed, guard);
+            if !table.is_null() {
+                drop(table.into_owned());
+            }
+            let map = self.map.swap(Shared::null(), Ordering::Relaxed, guard);
+            if !map.is_null() {
+                drop(map.into_owned());
+            }
+        }
+    }
+}
+
+impl Stable<'_> {
+    fn table(&self) -> &Table {
+        self.shard.table(&self.guard)
+    }
+
+    fn map(&self) -> &Arc<Mapping> {
+        self.shard.map(&self.guard)
+    }
+}
+
+impl WriteSection<'_> {
+    fn table(&self) -> &Table {
+        self.shard.table(&self.guard)
+    }
+
+    fn map(&self) -> &Arc<Mapping> {
+        self.shard.map(&self.guard)
+    }
+
+    /// Puts `table` in place of the current one, which is dropped once no
+    /// reader can still be looking at it.
+    fn swap_table(&self, table: Table) {
+        let old = self
+            .shard
+            .table
+            .swap(Owned::new(table), Ordering::Release, &self.guard);
+        // SAFETY: `old` is no longer reachable from the shard, the only
+        // place it was published, so only readers pinned before this swap
+        // can hold it, and the collector waits for them.
+        unsafe { self.guard.defer_destroy(old) };
+    }
+
+    /// Puts `map` in place of the current one; see [`WriteSection::swap_table`].
+    fn swap_map(&self, map: &Arc<Mapping>) {
+        let old = self
+            .shard
+            .map
+            .swap(Owned::new(Arc::clone(map)), Ordering::Release, &self.guard);
+        // SAFETY: as in `swap_table`.
+        unsafe { self.guard.defer_destroy(old) };
+    }
+}
+
+impl Drop for WriteSection<'_> {
+    fn drop(&mut self) {
+        self.shard.seq.store(self.seq + 2, Ordering::Release);
+    }
 }
 
 /// True when the entry ending at `end` in `bytes` holds `key`.
@@ -103,13 +281,11 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
     }
 }
 
-/// Drops maps taken out of shards once no reader pinned before they left
-/// can still be using it (see [`Index::find_pinned`]). Maps are swapped
-/// rarely (the file outgrew its reservation, compaction, reload), so the
-/// collector is nudged right away: an old file's map, and with it the old
-/// file's disk space, is released as soon as its last readers are done.
-fn retire(maps: Vec<Arc<Mapping>>) {
-    epoch::pin().defer(move || drop(maps));
+/// Nudges the collector after tables or maps were swapped out of shards (a
+/// table grew, the file outgrew its reservation, compaction, reload): their
+/// memory, and an old file's disk space, is released as soon as their last
+/// readers are done instead of whenever the collector next runs.
+fn collect_soon() {
     for _ in 0..3 {
         epoch::pin().flush();
     }
@@ -145,12 +321,7 @@ impl Index {
         debug_assert_eq!(tables.len(), SHARDS);
         let shards = tables
             .into_iter()
-            .map(|table| {
-                Padded(RwLock::new(Shard {
-                    table,
-                    map: Arc::clone(map),
-                }))
-            })
+            .map(|table| Shard::new(table, map))
             .collect();
         Index { shards }
     }
@@ -164,26 +335,21 @@ impl Index {
         SHARDS
     }
 
-    pub(crate) fn read(&self, shard: usize) -> RwLockReadGuard<'_, Shard> {
-        self.shards[shard]
-            .0
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    fn write(&self, shard: usize) -> RwLockWriteGuard<'_, Shard> {
-        self.shards[shard]
-            .0
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
+    /// `f(tables)` with every shard held still.
+    pub(crate) fn with_tables<R>(&self, f: impl FnOnce(&[&Table]) -> R) -> R {
+        let held: Vec<Stable<'_>> = self.shards.iter().map(Shard::hold_still).collect();
+        let tables: Vec<&Table> = held.iter().map(Stable::table).collect();
+        f(&tables)
     }
 
     /// The map and entry end of `key`, if it is live.
     pub(crate) fn get(&self, hash: u64, key: &[u8]) -> Option<(Arc<Mapping>, u64)> {
-        let shard = self.read(shard_of(hash));
-        let bytes = shard.map.readable();
-        let end = shard.table.get(hash, |end| holds_key(bytes, end, key))?;
-        Some((Arc::clone(&shard.map), end))
+        let guard = epoch::pin();
+        let (map, end) = self.shards[shard_of(hash)].lookup(&guard, |table, map| {
+            let bytes = map.readable();
+            Some((map, table.get(hash, |end| holds_key(bytes, end, key))?))
+        })?;
+        Some((Arc::clone(map), end))
     }
 
     /// `f(value)` for the value of `key`, if it is live (see
@@ -206,40 +372,31 @@ impl Index {
         &'a self,
         hash: u64,
         key: &[u8],
-        guard: &'a epoch::Guard,
+        guard: &'a Guard,
     ) -> Option<Result<&'a [u8], u64>> {
-        let (map, found) = {
-            let shard = self.read(shard_of(hash));
-            let bytes = shard.map.readable();
+        self.shards[shard_of(hash)].lookup(guard, |table, map| {
+            let bytes = map.readable();
             let mut found = None;
-            shard.table.get(hash, |end| {
+            table.get(hash, |end| {
                 found = value_range(bytes, end, key);
                 found.is_some()
             })?;
-            (Arc::as_ptr(&shard.map), found?)
-        };
-        let _pinned_for_all_of_a = guard;
-        // SAFETY: the pointer came from a live `Arc` in a shard, read while
-        // `guard` was pinned (it is pinned for its whole life). A shard's map
-        // is only ever released through `retire`, which defers dropping the
-        // `Arc` until every thread that was pinned when it left the shard
-        // has unpinned. The index cannot be dropped (taking its maps along)
-        // while it is borrowed. So the map outlives `'a`.
-        let map = unsafe { &*map };
-        // The readable part of a map never shrinks, so the range found in it
-        // above is still inside it; were it not, that is the entry's end.
-        let entry_end = |value: &Range<usize>| (value.end + key.len()) as u64 + TRAILER_LEN;
-        Some(found.and_then(|value| map.readable().get(value.clone()).ok_or(entry_end(&value))))
+            // The range was found in `bytes`, so it lies inside it; were it
+            // not, that is the entry's end.
+            Some(found?.and_then(|value| {
+                let entry_end = (value.end + key.len()) as u64 + TRAILER_LEN;
+                bytes.get(value).ok_or(entry_end)
+            }))
+        })
     }
 
     /// True when `key` is live.
     pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
-        let shard = self.read(shard_of(hash));
-        let bytes = shard.map.readable();
-        shard
-            .table
-            .get(hash, |end| holds_key(bytes, end, key))
-            .is_some()
+        let guard = epoch::pin();
+        self.shards[shard_of(hash)].lookup(&guard, |table, map| {
+            let bytes = map.readable();
+            table.get(hash, |end| holds_key(bytes, end, key)).is_some()
+        })
     }
 
     /// Applies `changes` in order (so within one batch the last change of
@@ -271,9 +428,10 @@ impl Index {
             for group in &groups {
                 let index = shard_of(changes[group[0]].hash);
                 self.make_room(index, group.len());
-                let shard = self.read(index);
+                let guard = epoch::pin();
+                let table = self.shards[index].table(&guard);
                 for &i in *group {
-                    shard.table.prefetch(changes[i].hash);
+                    table.prefetch(changes[i].hash);
                 }
             }
             for group in groups {
@@ -292,8 +450,8 @@ impl Index {
     }
 
     /// Applies `changes[i]` for each `i` in `group` (all of shard `index`);
-    /// collects the entry ends they replaced. The write lock is taken for a
-    /// few slot updates at a time, so a reader never waits for more.
+    /// collects the entry ends they replaced. A write section covers a few
+    /// slot updates at a time, so a reader never waits for more.
     fn apply_group(
         &self,
         index: usize,
@@ -302,9 +460,8 @@ impl Index {
         replaced: &mut Vec<u64>,
     ) {
         for few in group.chunks(UPDATES_PER_LOCK) {
-            let mut guard = self.write(index);
-            let Shard { table, map } = &mut *guard;
-            let bytes = map.readable();
+            let section = self.shards[index].write_section();
+            let (table, bytes) = (section.table(), section.map().readable());
             for &i in few {
                 let change = &changes[i];
                 let is_match = |end| holds_key(bytes, end, change.key);
@@ -321,64 +478,70 @@ impl Index {
     /// The tables, for handing a freshly built index to a store.
     pub(crate) fn into_tables(self) -> Vec<Table> {
         self.shards
-            .into_vec()
-            .into_iter()
+            .iter()
             .map(|shard| {
-                shard
-                    .0
-                    .into_inner()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .table
+                // SAFETY: `self` is owned, so no thread can reach the shard;
+                // the table taken out is replaced by null, which the shard's
+                // `Drop` skips.
+                unsafe {
+                    let guard = epoch::unprotected();
+                    let table = shard.table.swap(Shared::null(), Ordering::Relaxed, guard);
+                    *table.into_owned().into_box()
+                }
             })
             .collect()
     }
 
     /// Grows shard `index` if `extra` more keys would overfill it. The copy
-    /// is made under the read lock (readers carry on); the write lock is
-    /// held only to swap it in.
+    /// is made while readers carry on; the write lock is held only to swap
+    /// it in.
     fn make_room(&self, index: usize, extra: usize) {
+        let shard = &self.shards[index];
         let grown = {
-            let shard = self.read(index);
-            if shard.table.has_room(extra) {
+            let still = shard.hold_still();
+            if still.table().has_room(extra) {
                 return;
             }
-            shard.table.grown(extra)
+            still.table().grown(extra)
         };
-        // Only the writer mutates tables, so nothing changed since the copy.
-        let old = std::mem::replace(&mut self.write(index).table, grown);
-        drop(old);
+        // Only the writer changes tables, so nothing changed since the copy.
+        shard.write_section().swap_table(grown);
+        // Old tables add up to half of the new one; free them promptly.
+        collect_soon();
     }
 
     /// Points every shard at a new map of the same file (after it grew).
     pub(crate) fn set_map(&self, map: &Arc<Mapping>) {
-        let old = (0..SHARDS)
-            .map(|index| std::mem::replace(&mut self.write(index).map, Arc::clone(map)))
-            .collect();
-        retire(old);
+        for shard in &self.shards {
+            shard.write_section().swap_map(map);
+        }
+        collect_soon();
     }
 
     /// Replaces every table and the map (after compaction or a reload).
     pub(crate) fn replace(&self, tables: Vec<Table>, map: &Arc<Mapping>) {
-        let mut old_maps = Vec::with_capacity(SHARDS);
-        for (index, table) in tables.into_iter().enumerate() {
-            let old_table = {
-                let mut shard = self.write(index);
-                old_maps.push(std::mem::replace(&mut shard.map, Arc::clone(map)));
-                std::mem::replace(&mut shard.table, table)
-            };
-            drop(old_table);
+        for (shard, table) in self.shards.iter().zip(tables) {
+            let section = shard.write_section();
+            section.swap_map(map);
+            section.swap_table(table);
         }
-        retire(old_maps);
+        collect_soon();
     }
 
     /// Number of live keys.
     pub(crate) fn len(&self) -> usize {
-        (0..SHARDS).map(|i| self.read(i).table.len()).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.hold_still().table().len())
+            .sum()
     }
 
     /// Heap bytes held by the index tables.
     pub(crate) fn memory_bytes(&self) -> usize {
-        (0..SHARDS).map(|i| self.read(i).table.memory_bytes()).sum()
+        self.shards
+            .iter()
+            .map(|shard| shard.hold_still().table().memory_bytes())
+            .sum()
     }
 
     /// Every live entry end, in file order, with a map that covers them all.
@@ -410,14 +573,14 @@ impl Index {
     fn newest_map(&self) -> Option<(Arc<Mapping>, usize)> {
         let mut newest: Option<Arc<Mapping>> = None;
         let mut keys = 0;
-        for index in 0..SHARDS {
-            let shard = self.read(index);
-            keys += shard.table.len();
+        for shard in &self.shards {
+            let shard = shard.hold_still();
+            keys += shard.table().len();
             match &newest {
-                Some(map) if map.store_id() != shard.map.store_id() => return None,
+                Some(map) if map.store_id() != shard.map().store_id() => return None,
                 // After the file grew, shards briefly hold older, shorter maps of it.
-                Some(map) if map.readable_len() >= shard.map.readable_len() => {}
-                _ => newest = Some(Arc::clone(&shard.map)),
+                Some(map) if map.readable_len() >= shard.map().readable_len() => {}
+                _ => newest = Some(Arc::clone(shard.map())),
             }
         }
         newest.map(|map| (map, keys))
@@ -428,9 +591,9 @@ impl Index {
     /// another file or `record` refused an end (the file grew meanwhile).
     fn fill_blocks(&self, map: &Mapping, record: impl Fn(u64) -> bool + Sync) -> Option<usize> {
         let per_shard = for_each_shard(SHARDS, |index| {
-            let shard = self.read(index);
-            let same_file = shard.map.store_id() == map.store_id();
-            (same_file && shard.table.all_ends(&record)).then_some(shard.table.len())
+            let shard = self.shards[index].hold_still();
+            let same_file = shard.map().store_id() == map.store_id();
+            (same_file && shard.table().all_ends(&record)).then_some(shard.table().len())
         });
         per_shard.into_iter().sum()
     }
@@ -438,12 +601,12 @@ impl Index {
     /// Every shard's ends, unsorted, or `None` as for `fill_blocks`.
     fn list_ends(&self, map: &Mapping) -> Option<Vec<u64>> {
         let mut ends = Vec::new();
-        for index in 0..SHARDS {
-            let shard = self.read(index);
-            if shard.map.store_id() != map.store_id() {
+        for shard in &self.shards {
+            let shard = shard.hold_still();
+            if shard.map().store_id() != map.store_id() {
                 return None;
             }
-            ends.extend(shard.table.ends());
+            ends.extend(shard.table().ends());
         }
         let limit = map.readable_len();
         ends.iter().all(|&end| end <= limit).then_some(ends)

@@ -10,9 +10,9 @@ use crate::store::DataStore;
 impl DataStore {
     /// The value stored under `key`, read in place, or `None`.
     ///
-    /// Costs one hash, one shard read lock and no system call; the handle
-    /// takes a reference to the map (see [`DataStore::reader`] for reads
-    /// that do not). A read that starts after a write returned sees that
+    /// Costs one hash, one lock-free index lookup and no system call; the
+    /// handle takes a reference to the map (see [`DataStore::reader`] for
+    /// reads that do not). A read that starts after a write returned sees that
     /// write or a newer one.
     ///
     /// # Errors

@@ -11,8 +11,9 @@ use crate::store::DataStore;
 ///
 /// Values come back as plain `&[u8]` slices of the map that live as long
 /// as the session. While it lives, a map the store replaces (after the file
-/// outgrew its reservation, or compaction) stays mapped, so keep sessions
-/// for a batch of reads, not for the life of the program.
+/// outgrew its reservation, or compaction) stays mapped, and index tables
+/// the store replaces (after they grew, or compaction) stay allocated, so
+/// keep sessions for a batch of reads, not for the life of the program.
 pub struct Reader<'s> {
     store: &'s DataStore,
     guard: epoch::Guard,
@@ -28,9 +29,9 @@ impl std::fmt::Debug for Reader<'_> {
 
 impl DataStore {
     /// Starts a read session: the cheapest way to make many reads on one
-    /// thread. Each [`Reader::get`] costs a hash, a shard lock and the
-    /// lookup, and lends the value straight from the map, valid until the
-    /// session ends. Reads see every write that returned before they start.
+    /// thread. Each [`Reader::get`] costs a hash and a lookup that takes no
+    /// lock and writes no shared memory, and lends the value straight from
+    /// the map, valid until the session ends. Reads see every write that returned before they start.
     ///
     /// ```
     /// # let dir = tempfile::tempdir().unwrap();

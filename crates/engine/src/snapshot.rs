@@ -25,7 +25,7 @@ use std::io::{self, BufWriter, Write};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use xxhash_rust::xxh3::{Xxh3, xxh3_64};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::index::Index;
 use crate::slots::SlotStore;
@@ -134,6 +134,16 @@ pub(crate) fn load(store: &Path, expect: &Expect) -> Option<Snapshot> {
 
 const SLOT_LEN: u64 = size_of::<Slot>() as u64;
 
+/// The xxh3 of a table's slots as saved.
+fn slots_digest(table: &Table) -> u64 {
+    let mut hasher = Xxh3::new();
+    let _: Result<(), std::convert::Infallible> = table.encode_slots(|bytes| {
+        hasher.update(bytes);
+        Ok(())
+    });
+    hasher.digest()
+}
+
 /// The digest over the header, the counts and the shard digests.
 fn outer_digest(head: &[u8], shard_digests: &[u8]) -> u64 {
     let mut hasher = Xxh3::new();
@@ -156,10 +166,7 @@ pub(crate) fn for_each_shard<T: Send>(n: usize, f: impl Fn(usize) -> T + Sync + 
 }
 
 fn read_table(file: &File, offset: u64, count: u64, digest: u64, tail: u64) -> Option<Table> {
-    let slots = SlotStore::map(file, offset, usize::try_from(count).ok()?).ok()?;
-    if xxh3_64(bytemuck::cast_slice(&slots)) != digest {
-        return None;
-    }
+    let slots = SlotStore::map(file, offset, usize::try_from(count).ok()?, digest).ok()??;
     Table::from_slots(slots, tail + 1)
 }
 
@@ -201,28 +208,28 @@ fn write_file(path: &Path, covered: &Covered, tables: &[&Table]) -> io::Result<(
     for n in [live.entries, live.payload_bytes, live.entry_bytes] {
         header.extend_from_slice(&n.to_le_bytes());
     }
-    let packed: Vec<std::borrow::Cow<'_, Table>> = tables
+    let repacked: Vec<Option<Table>> = tables
         .iter()
-        .map(|&table| {
-            if table.load_percent() < REPACK_BELOW_LOAD_PERCENT {
-                std::borrow::Cow::Owned(table.rebuilt(|_| true))
-            } else {
-                std::borrow::Cow::Borrowed(table)
-            }
+        .map(|table| {
+            (table.load_percent() < REPACK_BELOW_LOAD_PERCENT).then(|| table.rebuilt(|_| true))
         })
         .collect();
+    let packed: Vec<&Table> = repacked
+        .iter()
+        .zip(tables)
+        .map(|(repacked, &table)| repacked.as_ref().unwrap_or(table))
+        .collect();
     for table in &packed {
-        header.extend_from_slice(&(table.slots().len() as u64).to_le_bytes());
+        header.extend_from_slice(&(table.slot_count() as u64).to_le_bytes());
     }
-    let slot_bytes = |i: usize| -> &[u8] { bytemuck::cast_slice(packed[i].slots()) };
-    let digests: Vec<u8> = for_each_shard(packed.len(), |i| xxh3_64(slot_bytes(i)))
+    let digests: Vec<u8> = for_each_shard(packed.len(), |i| slots_digest(packed[i]))
         .into_iter()
         .flat_map(u64::to_le_bytes)
         .collect();
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path)?);
     out.write_all(&header)?;
-    for i in 0..packed.len() {
-        out.write_all(slot_bytes(i))?;
+    for table in &packed {
+        table.encode_slots(|bytes| out.write_all(bytes))?;
     }
     out.write_all(&digests)?;
     out.write_all(&outer_digest(&header, &digests).to_le_bytes())?;

@@ -28,8 +28,9 @@ const TOMBSTONE_BIT: u64 = 1 << 63;
 /// A blob store in one append-only file, read through a shared memory map.
 ///
 /// `DataStore` is `Send + Sync`; share it between threads with `Arc`. Reads
-/// take only a short shard read lock and return zero-copy [`EntryHandle`]s;
-/// writes are serialised and append to the end of the file.
+/// take no lock (they wait only while the writer is changing the one index
+/// shard they look in) and return zero-copy [`EntryHandle`]s; writes are
+/// serialised and append to the end of the file.
 ///
 /// [`EntryHandle`]: mmblob_entry::EntryHandle
 pub struct DataStore {
@@ -631,17 +632,16 @@ impl DataStore {
         let Some(crc) = trailer_crc(&state.map, state.tail) else {
             return;
         };
-        let guards: Vec<_> = (0..Index::shard_count())
-            .map(|i| self.index.read(i))
-            .collect();
-        let tables: Vec<&Table> = guards.iter().map(|g| &g.table).collect();
         let covered = snapshot::Covered {
             store_id: state.store_id,
             tail: state.tail,
             tail_crc: crc,
             live: state.live,
         };
-        if let Err(e) = snapshot::save(&self.path, &covered, &tables) {
+        let saved = self
+            .index
+            .with_tables(|tables| snapshot::save(&self.path, &covered, tables));
+        if let Err(e) = saved {
             warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
         }
     }

@@ -6,8 +6,16 @@
 //! key instead of rounding up to a power of two. Slots do not hold keys: two
 //! keys with the same hash occupy two slots, and the caller decides which one
 //! matches by comparing the stored key bytes through `is_match`.
+//!
+//! A table is changed through `&self` (its slots are atomics) so that
+//! lookups can run while the store's writer changes it: see `index.rs` for
+//! how they notice a change and retry. Only one writer at a time may call
+//! the changing methods ([`Table::upsert`], [`Table::insert_new`],
+//! [`Table::remove`]); the index guarantees it with the shard's lock.
 
-use crate::slots::SlotStore;
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+
+use crate::slots::{AtomicSlot, SlotStore};
 
 /// `entry_end` value of an empty slot (no entry ends inside the header).
 const EMPTY: u64 = 0;
@@ -21,8 +29,8 @@ const MAX_LOAD_PERCENT: usize = 85;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
 #[repr(C)]
 pub(crate) struct Slot {
-    hash: u64,
-    end: u64,
+    pub(crate) hash: u64,
+    pub(crate) end: u64,
 }
 
 const VACANT: Slot = Slot {
@@ -31,13 +39,13 @@ const VACANT: Slot = Slot {
 };
 
 /// A multiset of `(hash, entry_end)` pairs with key-aware lookup.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Table {
     slots: SlotStore,
     /// The slot count, kept beside the slots so that probing does not go
     /// through [`SlotStore`]'s dispatch for it.
     ring: Ring,
-    len: usize,
+    len: AtomicUsize,
 }
 
 /// Positions on a ring of `size` slots.
@@ -76,33 +84,55 @@ impl Table {
     pub(crate) fn with_capacity(keys: usize) -> Table {
         let size = (keys.saturating_mul(100) / SIZING_LOAD_PERCENT).max(8);
         Table {
-            slots: SlotStore::from(vec![VACANT; size].into_boxed_slice()),
+            slots: SlotStore::vacant(size),
             ring: Ring { size },
-            len: 0,
+            len: AtomicUsize::new(0),
         }
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len.load(Relaxed)
     }
 
-    /// The slots as they are in memory, for snapshots.
-    pub(crate) fn slots(&self) -> &[Slot] {
-        &self.slots
+    /// How many slots the table has.
+    pub(crate) fn slot_count(&self) -> usize {
+        self.ring.size
+    }
+
+    /// Hands the slots, as saved in a snapshot, to `sink` a chunk at a time.
+    pub(crate) fn encode_slots<E>(
+        &self,
+        mut sink: impl FnMut(&[u8]) -> Result<(), E>,
+    ) -> Result<(), E> {
+        const SLOTS_PER_CHUNK: usize = 4096;
+        let mut chunk = Vec::with_capacity(SLOTS_PER_CHUNK * size_of::<Slot>());
+        for slots in self.slots.chunks(SLOTS_PER_CHUNK) {
+            chunk.clear();
+            for slot in slots {
+                chunk.extend_from_slice(bytemuck::bytes_of(&slot.load()));
+            }
+            sink(&chunk)?;
+        }
+        Ok(())
     }
 
     /// A table from slots saved by a snapshot, or `None` if they are not a
     /// valid table (wrong count, ends outside `1..limit`).
     pub(crate) fn from_slots(slots: SlotStore, limit: u64) -> Option<Table> {
-        let len = slots.iter().filter(|s| s.end != EMPTY).count();
-        let valid = !slots.is_empty() && len < slots.len() && slots.iter().all(|s| s.end < limit);
+        let ends = || slots.iter().map(|s| s.load().end);
+        let len = ends().filter(|&end| end != EMPTY).count();
+        let valid = !slots.is_empty() && len < slots.len() && ends().all(|end| end < limit);
         let ring = Ring { size: slots.len() };
-        valid.then_some(Table { slots, ring, len })
+        valid.then(|| Table {
+            slots,
+            ring,
+            len: AtomicUsize::new(len),
+        })
     }
 
     /// Fraction of slots in use, in percent.
     pub(crate) fn load_percent(&self) -> usize {
-        self.len * 100 / self.ring.size
+        self.len() * 100 / self.ring.size
     }
 
     /// Bytes of memory held by the slots.
@@ -112,7 +142,8 @@ impl Table {
 
     /// Where the key that `is_match` recognises lives and its entry end
     /// (`Ok`), or where its probe stopped (`Err`): the slot and distance at
-    /// which Robin Hood insertion of that key would begin.
+    /// which Robin Hood insertion of that key would begin. A lookup racing
+    /// the writer may see no empty slot, so the probe stops after a lap.
     fn probe(
         &self,
         hash: u64,
@@ -120,9 +151,8 @@ impl Table {
     ) -> Result<(usize, u64), (usize, usize)> {
         let (slots, ring) = (&*self.slots, self.ring);
         let mut i = ring.home(hash);
-        let mut dist = 0;
-        loop {
-            let slot = slots[i];
+        for dist in 0..ring.size {
+            let slot = slots[i].load();
             if slot.end == EMPTY || ring.distance(i, slot.hash) < dist {
                 return Err((i, dist));
             }
@@ -130,8 +160,8 @@ impl Table {
                 return Ok((i, slot.end));
             }
             i = ring.next(i);
-            dist += 1;
         }
+        Err((i, ring.size))
     }
 
     fn find(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<(usize, u64)> {
@@ -152,19 +182,38 @@ impl Table {
     }
 
     /// The entry end stored for the key that `is_match` recognises.
-    pub(crate) fn get(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
+    ///
+    /// Most keys sit within a few slots of home, so the first
+    /// `NEAR_HOME` slots are compared without branching on what they hold:
+    /// a probe loop whose length depends on slots still on their way from
+    /// memory mispredicts its exit, and the CPU then drops the work it had
+    /// started on the caller's next lookup.
+    pub(crate) fn get(&self, hash: u64, mut is_match: impl FnMut(u64) -> bool) -> Option<u64> {
+        const NEAR_HOME: usize = 4;
+        let home = self.ring.home(hash);
+        if let Some(near) = self.slots.get(home..home + NEAR_HOME) {
+            let same_hash = near.iter().enumerate().fold(0u32, |mask, (i, slot)| {
+                mask | u32::from(slot.load().hash == hash) << i
+            });
+            if same_hash != 0 {
+                let end = near[same_hash.trailing_zeros() as usize].load().end;
+                if end != EMPTY && is_match(end) {
+                    return Some(end);
+                }
+            }
+        }
         self.find(hash, is_match).map(|(_, end)| end)
     }
 
     /// True when `extra` more inserts keep the load within the maximum.
     pub(crate) fn has_room(&self, extra: usize) -> bool {
-        (self.len + extra) * 100 <= self.ring.size * MAX_LOAD_PERCENT
+        (self.len() + extra) * 100 <= self.ring.size * MAX_LOAD_PERCENT
     }
 
     /// A copy with room for `extra` more keys and then half again.
     pub(crate) fn grown(&self, extra: usize) -> Table {
-        let keys = self.len + extra;
-        let mut table = Table::with_capacity(keys + keys / 2 + 8);
+        let keys = self.len() + extra;
+        let table = Table::with_capacity(keys + keys / 2 + 8);
         for slot in self.occupied() {
             table.insert_new(slot.hash, slot.end);
         }
@@ -174,7 +223,7 @@ impl Table {
     /// A copy sized for its current contents, leaving out ends that `keep` rejects.
     pub(crate) fn rebuilt(&self, mut keep: impl FnMut(u64) -> bool) -> Table {
         let kept = self.occupied().filter(|s| keep(s.end)).count();
-        let mut table = Table::with_capacity(kept);
+        let table = Table::with_capacity(kept);
         for slot in self.occupied().filter(|s| keep(s.end)) {
             table.insert_new(slot.hash, slot.end);
         }
@@ -184,14 +233,17 @@ impl Table {
     /// Points the matching key at `end`; returns the end it replaced, if any.
     /// The caller makes room first (see [`Table::has_room`]).
     pub(crate) fn upsert(
-        &mut self,
+        &self,
         hash: u64,
         end: u64,
         is_match: impl FnMut(u64) -> bool,
     ) -> Option<u64> {
         debug_assert_ne!(end, EMPTY);
         match self.probe(hash, is_match) {
-            Ok((i, _)) => Some(std::mem::replace(&mut self.slots[i].end, end)),
+            Ok((i, old)) => {
+                self.slots[i].set_end(end);
+                Some(old)
+            }
             Err((i, dist)) => {
                 self.insert_from(Slot { hash, end }, i, dist);
                 None
@@ -200,29 +252,29 @@ impl Table {
     }
 
     /// Adds a slot for a key known to be absent.
-    pub(crate) fn insert_new(&mut self, hash: u64, end: u64) {
+    pub(crate) fn insert_new(&self, hash: u64, end: u64) {
         self.insert_from(Slot { hash, end }, self.ring.home(hash), 0);
     }
 
     /// Robin Hood insertion of `carry`, starting at slot `i`, `dist` slots
     /// from its home. Every slot before `i` on its probe path is known to
     /// hold a resident at least as far from home, so none of them moves.
-    fn insert_from(&mut self, mut carry: Slot, mut i: usize, mut dist: usize) {
+    fn insert_from(&self, mut carry: Slot, mut i: usize, mut dist: usize) {
         assert!(
-            self.len < self.ring.size,
+            self.len() < self.ring.size,
             "table full: grow before inserting"
         );
-        let (slots, ring) = (&mut *self.slots, self.ring);
+        let (slots, ring) = (&*self.slots, self.ring);
         loop {
-            let slot = slots[i];
+            let slot = slots[i].load();
             if slot.end == EMPTY {
-                slots[i] = carry;
-                self.len += 1;
+                slots[i].store(carry);
+                self.len.store(self.len() + 1, Relaxed);
                 return;
             }
             let resident = ring.distance(i, slot.hash);
             if resident < dist {
-                slots[i] = carry;
+                slots[i].store(carry);
                 carry = slot;
                 dist = resident;
             }
@@ -232,25 +284,28 @@ impl Table {
     }
 
     /// Removes the matching key; returns its end, if it was present.
-    pub(crate) fn remove(&mut self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
+    pub(crate) fn remove(&self, hash: u64, is_match: impl FnMut(u64) -> bool) -> Option<u64> {
         let (mut i, removed) = self.find(hash, is_match)?;
-        let (slots, ring) = (&mut *self.slots, self.ring);
+        let (slots, ring) = (&*self.slots, self.ring);
         loop {
             let next = ring.next(i);
-            let slot = slots[next];
+            let slot = slots[next].load();
             if slot.end == EMPTY || ring.distance(next, slot.hash) == 0 {
-                slots[i] = VACANT;
+                slots[i].store(VACANT);
                 break;
             }
-            slots[i] = slot;
+            slots[i].store(slot);
             i = next;
         }
-        self.len -= 1;
+        self.len.store(self.len() - 1, Relaxed);
         Some(removed)
     }
 
     fn occupied(&self) -> impl Iterator<Item = Slot> + '_ {
-        self.slots.iter().copied().filter(|s| s.end != EMPTY)
+        self.slots
+            .iter()
+            .map(AtomicSlot::load)
+            .filter(|s| s.end != EMPTY)
     }
 
     /// Every stored entry end, in table order.
