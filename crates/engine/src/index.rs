@@ -405,6 +405,9 @@ impl Index {
     /// `UPDATES_PER_LOCK`), so readers wait no longer than that. Only the
     /// store's single writer (or a read-only handle's refresh) calls this.
     pub(crate) fn apply(&self, live: &mut LiveTotals, bytes: &[u8], changes: &[Change<'_>]) {
+        // Pinned once for the whole batch, the pins of its write sections
+        // cost a counter increment each.
+        let _pinned = epoch::pin();
         for window in changes.chunks(APPLY_WINDOW) {
             self.apply_window(live, bytes, window);
         }
