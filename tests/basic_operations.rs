@@ -181,6 +181,46 @@ fn batch_write_last_write_of_a_key_wins_and_empty_batch_is_a_no_op() {
 }
 
 #[test]
+fn batch_read_answers_like_one_read_per_key() {
+    let (_dir, path) = temp_store();
+    let store = DataStore::open(&path).expect("open");
+    let key = |i: u32| format!("key-{i}").into_bytes();
+    for i in 0..300 {
+        store
+            .write(&key(i), &i.to_le_bytes().repeat(1 + i as usize % 20))
+            .expect("write");
+    }
+    for i in (0..300).step_by(7) {
+        store.write(&key(i), b"rewritten").expect("overwrite");
+    }
+    for i in (0..300).step_by(11) {
+        store.delete(&key(i)).expect("delete");
+    }
+    // Present, rewritten, deleted, never written and repeated keys, more
+    // than one prefetch window of them.
+    let wanted: Vec<Vec<u8>> = (0..400).rev().chain([5, 5, 7]).map(key).collect();
+    let keys: Vec<&[u8]> = wanted.iter().map(Vec::as_slice).collect();
+    let batch = store.batch_read(&keys).expect("batch read");
+    assert_eq!(batch.len(), keys.len());
+    for (key, got) in keys.iter().zip(&batch) {
+        let one = store.read(key).expect("read");
+        assert_eq!(
+            got.as_deref(),
+            one.as_deref(),
+            "key {}",
+            String::from_utf8_lossy(key)
+        );
+    }
+    assert!(batch.iter().filter(|h| h.is_none()).count() > 100);
+    assert!(store.batch_read(&[]).expect("empty batch").is_empty());
+    let with_empty_key: [&[u8]; 2] = [b"key-1", b""];
+    assert!(matches!(
+        store.batch_read(&with_empty_key),
+        Err(Error::InvalidKey { len: 0 })
+    ));
+}
+
+#[test]
 fn iteration_sequential_and_parallel_agree() {
     let (_dir, path) = temp_store();
     let store = DataStore::open(&path).expect("open");

@@ -390,6 +390,27 @@ impl Index {
         })
     }
 
+    /// Starts loading what lookups of `hashes` will read: first their
+    /// index slots, then the entries those slots most likely point to. Only
+    /// a hint; it changes nothing.
+    pub(crate) fn prefetch(&self, hashes: &[u64]) {
+        let guard = epoch::pin();
+        for &hash in hashes {
+            self.shards[shard_of(hash)].table(&guard).prefetch(hash);
+        }
+        for &hash in hashes {
+            let shard = &self.shards[shard_of(hash)];
+            let entry = shard
+                .table(&guard)
+                .end_near_home(hash)
+                .and_then(|end| usize::try_from(end).ok()?.checked_sub(TRAILER_LEN as usize))
+                .and_then(|trailer| shard.map(&guard).readable().get(trailer));
+            if let Some(byte) = entry {
+                mmblob_entry::prefetch(byte);
+            }
+        }
+    }
+
     /// True when `key` is live.
     pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
         let guard = epoch::pin();

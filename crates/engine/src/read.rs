@@ -54,12 +54,36 @@ impl DataStore {
         }
     }
 
-    /// [`DataStore::read`] for each key, in order.
+    /// [`DataStore::read`] for each key, in order. Faster than reading one
+    /// by one: the index slots and entries of a few dozen keys at a time are
+    /// loaded together, so their cache misses overlap.
     ///
     /// # Errors
-    /// The first error of any single read.
+    /// [`Error::InvalidKey`] if any key is invalid (nothing is read);
+    /// otherwise the first error of any single read.
     pub fn batch_read(&self, keys: &[&[u8]]) -> Result<Vec<Option<EntryHandle>>> {
-        keys.iter().map(|key| self.read(key)).collect()
+        /// Keys whose memory is requested at once: enough to overlap many
+        /// misses, few enough that their lines stay in the first-level cache.
+        const WINDOW: usize = 32;
+        for key in keys {
+            check_key(key)?;
+        }
+        let mut handles = Vec::with_capacity(keys.len());
+        let mut hashes = [0u64; WINDOW];
+        for window in keys.chunks(WINDOW) {
+            let hashes = &mut hashes[..window.len()];
+            for (hash, key) in hashes.iter_mut().zip(window) {
+                *hash = self.hash(key);
+            }
+            self.index.prefetch(hashes);
+            for (&hash, key) in hashes.iter().zip(window) {
+                handles.push(match self.index.get(hash, key) {
+                    Some((map, end)) => Some(EntryHandle::at(map, end)?),
+                    None => None,
+                });
+            }
+        }
+        Ok(handles)
     }
 
     /// True when `key` holds a value.

@@ -183,26 +183,33 @@ impl Table {
 
     /// The entry end stored for the key that `is_match` recognises.
     ///
-    /// Most keys sit within a few slots of home, so the first
-    /// `NEAR_HOME` slots are compared without branching on what they hold:
-    /// a probe loop whose length depends on slots still on their way from
-    /// memory mispredicts its exit, and the CPU then drops the work it had
-    /// started on the caller's next lookup.
+    /// Most keys sit within a few slots of home, so those are tried first
+    /// (see [`Table::end_near_home`]) before the probe loop.
     pub(crate) fn get(&self, hash: u64, mut is_match: impl FnMut(u64) -> bool) -> Option<u64> {
+        match self.end_near_home(hash) {
+            Some(end) if is_match(end) => Some(end),
+            _ => self.find(hash, is_match).map(|(_, end)| end),
+        }
+    }
+
+    /// The entry end in the first of the `NEAR_HOME` slots from home of
+    /// `hash` that holds `hash`, if one does: the likely place of its key.
+    /// The slots are compared without branching on what they hold: a probe
+    /// loop whose length depends on slots still on their way from memory
+    /// mispredicts its exit, and the CPU then drops the work it had started
+    /// on the caller's next lookup.
+    pub(crate) fn end_near_home(&self, hash: u64) -> Option<u64> {
         const NEAR_HOME: usize = 4;
         let home = self.ring.home(hash);
-        if let Some(near) = self.slots.get(home..home + NEAR_HOME) {
-            let same_hash = near.iter().enumerate().fold(0u32, |mask, (i, slot)| {
-                mask | u32::from(slot.load().hash == hash) << i
-            });
-            if same_hash != 0 {
-                let end = near[same_hash.trailing_zeros() as usize].load().end;
-                if end != EMPTY && is_match(end) {
-                    return Some(end);
-                }
-            }
+        let near = self.slots.get(home..home + NEAR_HOME)?;
+        let same_hash = near.iter().enumerate().fold(0u32, |mask, (i, slot)| {
+            mask | u32::from(slot.load().hash == hash) << i
+        });
+        if same_hash == 0 {
+            return None;
         }
-        self.find(hash, is_match).map(|(_, end)| end)
+        let end = near[same_hash.trailing_zeros() as usize].load().end;
+        (end != EMPTY).then_some(end)
     }
 
     /// True when `extra` more inserts keep the load within the maximum.
