@@ -1,4 +1,5 @@
-//! Micro-benchmarks of the hot paths: trailer codec, CRC, index lookup,
+//! Micro-benchmarks of the hot paths: trailer codec, CRC, index lookup
+//! (one key, and a thousand keys one by one or in one `batch_read`),
 //! iteration and opening a store of a million entries.
 //!
 //! `cargo bench --bench hot_paths`
@@ -6,7 +7,7 @@
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mmblob::checksum::EntryCrc;
 use mmblob::format::Trailer;
 use mmblob::{DataStore, OpenOptions};
@@ -86,6 +87,45 @@ fn store_paths(c: &mut Criterion) {
             black_box(store.read(&key(ENTRIES + i)).expect("read").is_none())
         })
     });
+    let mut group = c.benchmark_group("read_1000_scattered_1m");
+    let mut next = 0u64;
+    let mut scattered = || -> Vec<[u8; 16]> {
+        (0..1000)
+            .map(|_| {
+                next = (next + 7_919) % ENTRIES;
+                key(next)
+            })
+            .collect()
+    };
+    let sum = |entry: &[u8]| entry.iter().map(|&x| u64::from(x)).sum::<u64>();
+    group.bench_function("read_one_by_one", |b| {
+        b.iter_batched(
+            &mut scattered,
+            |keys| {
+                keys.iter()
+                    .map(|k| sum(&store.read(k).expect("read").expect("present")))
+                    .sum::<u64>()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("batch_read", |b| {
+        b.iter_batched(
+            &mut scattered,
+            |keys| {
+                let keys: Vec<&[u8]> = keys.iter().map(<[u8; 16]>::as_slice).collect();
+                store
+                    .batch_read(&keys)
+                    .expect("batch read")
+                    .iter()
+                    .map(|entry| sum(entry.as_deref().expect("present")))
+                    .sum::<u64>()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.finish();
+
     let mut group = c.benchmark_group("iterate_1m");
     group.sample_size(10);
     group.bench_function("iter_entries", |b| {
