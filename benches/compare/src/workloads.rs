@@ -19,6 +19,7 @@ pub enum Workload {
     PutLarge,
     Get,
     Get2t,
+    GetBatch,
     Scan,
     ParScan,
     Stream,
@@ -30,12 +31,13 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 12] = [
+    pub const ALL: [Workload; 13] = [
         Workload::Put1,
         Workload::PutBatch,
         Workload::PutLarge,
         Workload::Get,
         Workload::Get2t,
+        Workload::GetBatch,
         Workload::Scan,
         Workload::ParScan,
         Workload::Stream,
@@ -53,6 +55,7 @@ impl Workload {
             Workload::PutLarge => "putlarge",
             Workload::Get => "get",
             Workload::Get2t => "get2t",
+            Workload::GetBatch => "getbatch",
             Workload::Scan => "scan",
             Workload::ParScan => "parscan",
             Workload::Stream => "stream",
@@ -76,6 +79,7 @@ impl Workload {
         match self {
             Workload::Get
             | Workload::Get2t
+            | Workload::GetBatch
             | Workload::Scan
             | Workload::ParScan
             | Workload::Reopen => Some(Fixture::Store),
@@ -256,6 +260,7 @@ fn run_timed(
         Workload::PutLarge => put_batched(kind, dir, s.large, s.large_len, s.large_batch, true),
         Workload::Get => get(kind, dir, s, 1),
         Workload::Get2t => get(kind, dir, s, 2),
+        Workload::GetBatch => get_batched(kind, dir, s),
         Workload::Scan => scan(kind, dir, s, false),
         Workload::ParScan => scan(kind, dir, s, true),
         Workload::Stream => stream(kind, dir, s.stream),
@@ -390,6 +395,28 @@ fn get(kind: Kind, dir: &Path, s: &Sizes, threads: usize) -> Result<Vec<Metric>>
     Ok(vec![Metric::new(
         "reads/s",
         Some(reads / secs),
+        Better::Higher,
+    )])
+}
+
+/// Every key read once in random order, `Sizes::batch` keys per call.
+fn get_batched(kind: Kind, dir: &Path, s: &Sizes) -> Result<Vec<Metric>> {
+    let engine = engines::open(kind, dir, Mode::Flush)?;
+    let keys = data::keys(s.store);
+    let order = data::permutation(s.store, data::SEED);
+    let t = Instant::now();
+    let mut reader = engine.reader()?;
+    let mut acc = 0u64;
+    for chunk in order.chunks(s.batch) {
+        let indexes: Vec<usize> = chunk.iter().map(|&i| i as usize).collect();
+        let batch: Vec<&[u8]> = indexes.iter().map(|&i| &keys[i][..]).collect();
+        acc = acc.wrapping_add(reader.get_many(&indexes, &batch)?);
+    }
+    black_box(acc);
+    let secs = secs_since(t);
+    Ok(vec![Metric::new(
+        "reads/s",
+        Some(s.store as f64 / secs),
         Better::Higher,
     )])
 }

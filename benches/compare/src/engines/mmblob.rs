@@ -41,6 +41,7 @@ impl Engine for Mmblob {
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
         Ok(Box::new(MmblobReader {
+            store: &self.store,
             session: self.store.reader(),
         }))
     }
@@ -85,6 +86,7 @@ impl Engine for Mmblob {
 }
 
 struct MmblobReader<'a> {
+    store: &'a DataStore,
     session: mmblob::Reader<'a>,
 }
 
@@ -94,5 +96,13 @@ impl Reader for MmblobReader<'_> {
     /// read transaction the same way).
     fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
         Ok(touch(self.session.get(key)?.context("key missing")?))
+    }
+
+    fn get_many(&mut self, _indexes: &[usize], keys: &[&[u8]]) -> Result<u64> {
+        let mut acc = 0u64;
+        for handle in self.store.batch_read(keys)? {
+            acc = acc.wrapping_add(touch(&handle.context("key missing")?));
+        }
+        Ok(acc)
     }
 }

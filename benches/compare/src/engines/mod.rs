@@ -114,6 +114,16 @@ pub trait Reader {
     /// Reads the value of `key` (entry number `index`, for engines keyed by
     /// position) and folds every byte of it. Missing keys are an error.
     fn get(&mut self, index: usize, key: &[u8]) -> Result<u64>;
+
+    /// Reads and folds the values of `keys` (entries `indexes`) with the
+    /// engine's batch read if it has one, else one `get` after another.
+    fn get_many(&mut self, indexes: &[usize], keys: &[&[u8]]) -> Result<u64> {
+        let mut acc = 0u64;
+        for (&index, key) in indexes.iter().zip(keys) {
+            acc = acc.wrapping_add(self.get(index, key)?);
+        }
+        Ok(acc)
+    }
 }
 
 /// Opens (creating if needed) the store of `kind` inside directory `dir`.

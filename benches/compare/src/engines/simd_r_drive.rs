@@ -86,4 +86,12 @@ impl Reader for SimdReader<'_> {
         let handle = self.store.read(key)?.context("key missing")?;
         Ok(touch(handle.as_slice()))
     }
+
+    fn get_many(&mut self, _indexes: &[usize], keys: &[&[u8]]) -> Result<u64> {
+        let mut acc = 0u64;
+        for handle in self.store.batch_read(keys)? {
+            acc = acc.wrapping_add(touch(handle.context("key missing")?.as_slice()));
+        }
+        Ok(acc)
+    }
 }
