@@ -68,6 +68,8 @@ impl DataStore {
         for key in keys {
             check_key(key)?;
         }
+        // Pinned once, the lookups' own pins cost a counter increment each.
+        let _pinned = crossbeam_epoch::pin();
         let mut handles = Vec::with_capacity(keys.len());
         let mut hashes = [0u64; WINDOW];
         for window in keys.chunks(WINDOW) {
