@@ -91,6 +91,16 @@ fn assert_matches(store: &DataStore, model: &HashMap<Vec<u8>, Vec<u8>>) {
         let got = store.read(k).expect("read").expect("model key present");
         assert_eq!(&*got, v.as_slice());
     }
+    // Every key the operations use, live or not, through the batch and
+    // session reads too.
+    let all: Vec<Vec<u8>> = (0..24).map(key).collect();
+    let all: Vec<&[u8]> = all.iter().map(Vec::as_slice).collect();
+    let session = store.reader();
+    for (k, handle) in all.iter().zip(store.batch_read(&all).expect("batch read")) {
+        let expected = model.get(*k).map(Vec::as_slice);
+        assert_eq!(handle.as_deref(), expected);
+        assert_eq!(session.get(k).expect("session read"), expected);
+    }
     let mut listed: Vec<Vec<u8>> = store.keys().collect();
     listed.sort();
     let mut expected: Vec<Vec<u8>> = model.keys().cloned().collect();
