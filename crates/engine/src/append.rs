@@ -117,19 +117,20 @@ impl<'a> Appender<'a> {
         let start = payload_start(prev_end, payload_len).unwrap_or(prev_end);
         let mut trailer = self.trailer(prev_end, key, value, tombstone, continues);
         self.push_scratch(&[0u8; 64][..(start - prev_end) as usize]);
-        if copied_len(value) < value.len() {
+        let borrowed = copied_len(value) < value.len();
+        let from = self.scratch.len();
+        if borrowed {
             trailer.crc = trailer.compute_crc(self.store_id, value, key);
             self.pieces.push(Piece::Borrowed(value));
-            self.push_scratch(key);
-            self.push_scratch(&trailer.encode());
         } else {
+            self.push_scratch(value);
+        }
+        self.push_scratch(key);
+        self.push_scratch(&trailer.encode());
+        if !borrowed {
             // Value, key and trailer lie back to back in the buffer: one
             // checksum call over all three is about twice as fast for short
             // entries as one call per part.
-            let from = self.scratch.len();
-            self.push_scratch(value);
-            self.push_scratch(key);
-            self.push_scratch(&trailer.encode());
             let crc_at = self.scratch.len() - CRC_LEN;
             let mut crc = EntryCrc::new(self.store_id);
             crc.update(&self.scratch[from..crc_at]);

@@ -25,7 +25,6 @@
 //! reading it, and values lent from a map (see [`Index::find_pinned`]),
 //! stay valid until their readers unpin.
 
-use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering, fence};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -243,13 +242,13 @@ impl Drop for WriteSection<'_> {
 
 /// True when the entry ending at `end` in `bytes` holds `key`.
 fn holds_key(bytes: &[u8], end: u64, key: &[u8]) -> bool {
-    value_range(bytes, end, key).is_some()
+    value_of(bytes, end, key).is_some()
 }
 
-/// Where the value of the entry ending at `end` in `bytes` lies, when the
-/// entry's key is `key`: `Some(Ok(range))`; `Some(Err(end))` when the key
-/// matches but the value lies outside `bytes`; `None` for another key.
-fn value_range(bytes: &[u8], end: u64, key: &[u8]) -> Option<Result<Range<usize>, u64>> {
+/// The value of the entry ending at `end` in `bytes`, when the entry's key
+/// is `key`: `Some(Ok(value))`; `Some(Err(end))` when the key matches but
+/// the trailer puts the value outside `bytes`; `None` for another key.
+fn value_of<'b>(bytes: &'b [u8], end: u64, key: &[u8]) -> Option<Result<&'b [u8], u64>> {
     let end_at = usize::try_from(end).ok()?;
     let trailer_start = end_at.checked_sub(TRAILER_LEN as usize)?;
     let trailer = bytes.get(trailer_start..end_at)?;
@@ -261,10 +260,10 @@ fn value_range(bytes: &[u8], end: u64, key: &[u8]) -> Option<Result<Range<usize>
     }
     let mut payload_len = [0u8; 8];
     payload_len.copy_from_slice(&trailer[16..24]);
-    let start = usize::try_from(u64::from_le_bytes(payload_len))
+    let value = usize::try_from(u64::from_le_bytes(payload_len))
         .ok()
-        .and_then(|len| key_start.checked_sub(len));
-    Some(start.map(|start| start..key_start).ok_or(end))
+        .and_then(|len| bytes.get(key_start.checked_sub(len)?..key_start));
+    Some(value.ok_or(end))
 }
 
 /// Slice equality without a call into `memcmp` for the usual short keys.
@@ -378,15 +377,10 @@ impl Index {
             let bytes = map.readable();
             let mut found = None;
             table.get(hash, |end| {
-                found = value_range(bytes, end, key);
+                found = value_of(bytes, end, key);
                 found.is_some()
             })?;
-            // The range was found in `bytes`, so it lies inside it; were it
-            // not, that is the entry's end.
-            Some(found?.and_then(|value| {
-                let entry_end = (value.end + key.len()) as u64 + TRAILER_LEN;
-                bytes.get(value).ok_or(entry_end)
-            }))
+            found
         })
     }
 

@@ -20,7 +20,12 @@ impl DataStore {
     /// [`Error::Corrupt`] if the indexed trailer cannot be read back.
     pub fn read(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
         check_key(key)?;
-        match self.index.get(self.hash(key), key) {
+        self.read_hashed(self.hash(key), key)
+    }
+
+    /// [`DataStore::read`] of a checked key whose hash is `hash`.
+    fn read_hashed(&self, hash: u64, key: &[u8]) -> Result<Option<EntryHandle>> {
+        match self.index.get(hash, key) {
             Some((map, end)) => EntryHandle::at(map, end).map(Some),
             None => Ok(None),
         }
@@ -79,10 +84,7 @@ impl DataStore {
             }
             self.index.prefetch(hashes);
             for (&hash, key) in hashes.iter().zip(window) {
-                handles.push(match self.index.get(hash, key) {
-                    Some((map, end)) => Some(EntryHandle::at(map, end)?),
-                    None => None,
-                });
+                handles.push(self.read_hashed(hash, key)?);
             }
         }
         Ok(handles)
