@@ -56,7 +56,9 @@
 //! ## Durability and concurrency
 //!
 //! With the default [`Durability::Flush`] every write call hands its bytes to
-//! the OS before returning, so a process crash loses nothing acknowledged;
+//! the OS before returning (small writes by copying them into a shared
+//! writable map of space allocated ahead, without a system call), so a
+//! process crash loses nothing acknowledged;
 //! [`Durability::Sync`] also `fdatasync`s (with group commit). A
 //! [`batch_write`](DataStore::batch_write) is atomic across crashes. One
 //! writable handle per file holds an exclusive `flock`; any number of
@@ -84,6 +86,27 @@
 //!   another process finds new entries with positional reads (which cannot
 //!   fault) and only then extends its readable length. So no handle can see
 //!   `SIGBUS` from mmblob's own activity.
+//! * **The writer's map only ever writes above the published tail.** Writes
+//!   are copied into a second, *writable* shared map (`PROT_WRITE`,
+//!   `MAP_SHARED`) of space reserved after the last entry. The argument has
+//!   three parts. (1) *Readers only ever read bytes below the published
+//!   tail, and the writer never writes there again*: the writer copies an
+//!   entry into bytes at or above the tail, and raises the readable mark,
+//!   the index and the tail (release stores, paired with the readers'
+//!   acquire loads) only after the copy, so every byte a reader can reach
+//!   was complete before it became reachable; the map's safe API never
+//!   hands out a slice below the tail. (2) *Every mapped byte exists and has
+//!   its disk blocks*: the reservation is allocated with `fallocate` before
+//!   it is mapped, so a store through the map can neither fault past the end
+//!   of the file nor meet a full disk (no `SIGBUS`); the writer forgets its
+//!   map before it ever shortens the file (a failed append, the trim at
+//!   close), and notices a file replaced by compaction before it writes
+//!   again. (3) *Other processes never trust bytes being copied*: they find
+//!   new entries with positional reads and accept one only when its
+//!   checksum matches, and the trailer that completes a write is stored
+//!   last. The test `readers_never_see_bytes_before_they_are_published`
+//!   chases the entry being written from reader threads and fails when the
+//!   copy and the publication are swapped.
 //! * **Handles keep their map alive.** An [`EntryHandle`] owns an `Arc` of
 //!   the map it points into, so it stays valid after re-maps, compaction and
 //!   the store being dropped. [`DataStore::read_with`] borrows without a
@@ -105,9 +128,11 @@
 //! store file, or its index sidecar, in place while the store is open; as
 //! with every memory-mapped store, don't. (Deleting the sidecar, or renaming
 //! another file over it, is harmless.) The `unsafe` code lives in
-//! `mmblob_entry::Mapping` and in the engine's loading of the sidecar and
-//! its epoch-protected index shards, in small blocks that each state why
-//! they are sound (plus one CPU prefetch hint, which cannot touch memory).
+//! `mmblob_entry::Mapping`, in the engine's writable map of the reservation
+//! (`write_map.rs`: one block that hands out the bytes above the tail), and
+//! in the engine's loading of the sidecar and its epoch-protected index
+//! shards, in small blocks that each state why they are sound (plus one CPU
+//! prefetch hint, which cannot touch memory).
 //!
 //! ## File format
 //!

@@ -1,15 +1,18 @@
 //! A write that runs out of space fails cleanly.
 //!
-//! A child process lowers its `RLIMIT_FSIZE` to a little above the store's
-//! size (and ignores `SIGXFSZ`, so an over-long write fails with `EFBIG`
-//! instead of killing it), then writes until a write fails, for `write`,
-//! `batch_write` and `write_stream` in turn. The failing call returns
-//! `Error::Io`, the file ends exactly where the previous entry ended (no
+//! A child process lowers its `RLIMIT_FSIZE` to a little above the store
+//! file's size (and ignores `SIGXFSZ`, so an over-long write fails with
+//! `EFBIG` instead of killing it), then writes until a write fails, for
+//! `write`, `batch_write` and `write_stream` in turn. The writer keeps space
+//! reserved after its last entry (zeros, allocated ahead with `fallocate`),
+//! so writes succeed until both that reservation and the room under the
+//! limit are used up. The failing call returns `Error::Io`, leaves the file
+//! as long as it was with nothing but zeros after the previous entry (no
 //! partial entry), the tail does not move, earlier values still read back,
 //! and once the limit is raised the next write succeeds. A compaction
 //! without room for its new file fails the same way and changes nothing.
-//! The parent then reopens the store and finds every acknowledged entry and
-//! no failed one.
+//! The parent then reopens the store (the clean close trimmed the
+//! reservation) and finds every acknowledged entry and no failed one.
 
 mod support;
 
@@ -71,6 +74,17 @@ fn attempt(store: &DataStore, api: &str, n: usize) -> (Vec<String>, mmblob::Resu
     }
 }
 
+/// Asserts that the store file holds only zeros from `tail` to its end:
+/// reserved space, no partial entry.
+fn assert_only_zeros_after(path: &Path, tail: u64, what: &str) {
+    let bytes = std::fs::read(path).expect("read the store file");
+    let after = &bytes[usize::try_from(tail).expect("small file")..];
+    assert!(
+        after.iter().all(|&b| b == 0),
+        "{what}: a partial entry was left after the tail {tail}"
+    );
+}
+
 fn assert_all_read_back(store: &DataStore, keys: &BTreeSet<String>, absent: &BTreeSet<String>) {
     for key in keys {
         let entry = store
@@ -109,14 +123,20 @@ fn child_writes_until_the_disk_is_full() {
         keys.iter().for_each(|k| child::say(&format!("ack {k}")));
 
         let mut tail = store.file_size().expect("size");
-        limit_file_size(Some(tail + 30_000));
+        limit_file_size(Some(file_len(&path) + 30_000));
         let mut successes = 0;
         loop {
+            let len_before = file_len(&path);
             let (keys, result) = attempt(&store, api, n);
             n += 1;
             match result {
                 Ok(end) => {
-                    assert_eq!(end, file_len(&path), "{api}: end offset is the file length");
+                    assert_eq!(
+                        end,
+                        store.file_size().expect("size"),
+                        "{api}: end offset is the logical end"
+                    );
+                    assert!(end <= file_len(&path), "{api}: {end} past the file's end");
                     tail = end;
                     successes += 1;
                     acked.extend(keys.iter().cloned());
@@ -124,7 +144,8 @@ fn child_writes_until_the_disk_is_full() {
                 }
                 Err(Error::Io { source, .. }) => {
                     assert_eq!(source.raw_os_error(), Some(libc::EFBIG), "{api}: {source}");
-                    assert_eq!(file_len(&path), tail, "{api}: a partial entry was left");
+                    assert!(file_len(&path) <= len_before, "{api}: the file grew");
+                    assert_only_zeros_after(&path, tail, api);
                     assert_eq!(store.file_size().expect("size"), tail, "{api}: tail moved");
                     failed.extend(keys.iter().cloned());
                     keys.iter().for_each(|k| child::say(&format!("fail {k}")));
@@ -136,16 +157,21 @@ fn child_writes_until_the_disk_is_full() {
         assert!(successes >= 1, "{api}: the limit left no room at all");
         assert_all_read_back(&store, &acked, &failed);
 
-        // With no room at all, the very first byte fails; still nothing moves.
-        limit_file_size(Some(tail));
+        // With no room at all past the file's end (and too little left in
+        // the reservation, as the failure showed), it fails again; still
+        // nothing moves.
+        let len = file_len(&path);
+        limit_file_size(Some(len));
         let (keys, result) = attempt(&store, api, n);
         n += 1;
         assert!(matches!(result, Err(Error::Io { .. })), "{api}: {result:?}");
         assert_eq!(
             file_len(&path),
-            tail,
-            "{api}: write at the limit left bytes"
+            len,
+            "{api}: write at the limit grew the file"
         );
+        assert_only_zeros_after(&path, tail, api);
+        assert_eq!(store.file_size().expect("size"), tail, "{api}: tail moved");
         failed.extend(keys);
 
         // Space returns: the next write succeeds and lands right at the tail.
@@ -154,7 +180,7 @@ fn child_writes_until_the_disk_is_full() {
         n += 1;
         let end = result.expect("a write after space returned succeeds");
         assert!(
-            end > tail && end == file_len(&path),
+            end > tail && end == store.file_size().expect("size") && end <= file_len(&path),
             "{api}: {end} after {tail}"
         );
         acked.extend(keys.iter().cloned());
@@ -165,6 +191,7 @@ fn child_writes_until_the_disk_is_full() {
     // Compaction needs room for a whole new file. Without it, it fails,
     // leaves no temporary file behind and changes nothing in the store.
     let tail = store.file_size().expect("size");
+    let len = file_len(&path);
     limit_file_size(Some(tail / 2));
     match store.compact() {
         Err(Error::Io { source, .. }) => {
@@ -179,9 +206,10 @@ fn child_writes_until_the_disk_is_full() {
     limit_file_size(None);
     assert_eq!(
         file_len(&path),
-        tail,
+        len,
         "a failed compaction changed the store"
     );
+    assert_eq!(store.file_size().expect("size"), tail);
     let dir = path.parent().expect("store directory");
     for entry in std::fs::read_dir(dir).expect("list") {
         let name = entry.expect("entry").file_name();
@@ -226,7 +254,13 @@ fn disk_full_leaves_no_partial_entry() {
         );
     }
 
+    let len = std::fs::metadata(&path).expect("metadata").len();
     let store = DataStore::open_existing(&path).expect("reopen");
+    assert_eq!(
+        store.file_size().expect("size"),
+        len,
+        "the clean close trimmed the reserved space"
+    );
     assert!(store.damage().is_empty(), "{:?}", store.damage());
     assert_all_read_back(&store, &acked, &BTreeSet::new());
     for key in &failed {

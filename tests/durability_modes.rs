@@ -5,9 +5,10 @@
 //! acknowledged write even when the process is SIGKILLed mid-way. Under
 //! `strace` (when it is installed) the child's system calls show the order
 //! that makes the promises true: with `Sync` every acknowledgement comes
-//! after an `fdatasync` of the store that followed its write; with `Flush`
-//! after the write itself, with no sync; and eight `Sync` writers share
-//! syncs.
+//! after an `fdatasync` of the store that started after the write call
+//! began (the child announces each call; writes copied into the writable
+//! map make no system call of their own); with `Flush` no sync at all; and
+//! eight `Sync` writers share syncs.
 
 mod support;
 
@@ -27,10 +28,18 @@ fn mode_from(seed: u64) -> Durability {
     MODES[seed as usize % MODES.len()]
 }
 
-/// Writes, batches, streams, deletes and overwrites `n` keys with `mode`.
-fn write_everything(store: &DataStore, prefix: &str, n: usize, ack: impl Fn(&str)) {
+/// Writes, batches, streams, deletes and overwrites `n` keys with `mode`,
+/// calling `begin` before each write call and `ack` after it.
+fn write_everything(
+    store: &DataStore,
+    prefix: &str,
+    n: usize,
+    begin: impl Fn(&str),
+    ack: impl Fn(&str),
+) {
     for i in 0..n {
         let key = format!("{prefix}{i}");
+        begin(&key);
         match i % 4 {
             0 | 1 => {
                 store
@@ -81,9 +90,15 @@ fn every_mode_keeps_everything_across_drop_and_reopen() {
             .open(&path)
             .expect("open");
         let keys = std::cell::RefCell::new(BTreeSet::new());
-        write_everything(&store, "k", 40, |k| {
-            keys.borrow_mut().insert(k.to_owned());
-        });
+        write_everything(
+            &store,
+            "k",
+            40,
+            |_| {},
+            |k| {
+                keys.borrow_mut().insert(k.to_owned());
+            },
+        );
         let mut keys = keys.into_inner();
         assert!(store.delete(b"k0").expect("delete"));
         keys.remove("k0");
@@ -145,15 +160,25 @@ fn child_writes_with_durability() {
             .expect("child: open"),
     );
     if seed < 10 {
-        write_everything(&store, "k", 24, |k| child::say(&format!("ack {k}")));
+        write_everything(
+            &store,
+            "k",
+            24,
+            |k| child::say(&format!("begin {k}")),
+            |k| child::say(&format!("ack {k}")),
+        );
     } else {
         let threads: Vec<_> = (0..8)
             .map(|t| {
                 let store = Arc::clone(&store);
                 std::thread::spawn(move || {
-                    write_everything(&store, &format!("t{t}-"), 40, |k| {
-                        child::say(&format!("ack {k}"))
-                    });
+                    write_everything(
+                        &store,
+                        &format!("t{t}-"),
+                        40,
+                        |k| child::say(&format!("begin {k}")),
+                        |k| child::say(&format!("ack {k}")),
+                    );
                 })
             })
             .collect();
@@ -196,6 +221,8 @@ struct Call {
     start: usize,
     end: usize,
     is_ack: bool,
+    /// The child announcing a write call it is about to make.
+    is_begin: bool,
 }
 
 /// Parses `strace -f` output: complete calls, and calls split into an
@@ -231,6 +258,7 @@ fn parse_strace(text: &str) -> Vec<Call> {
                 n
             },
             is_ack: name == "write" && line.contains("@@mmblob@@ ack"),
+            is_begin: name == "write" && line.contains("@@mmblob@@ begin"),
         });
     }
     calls
@@ -286,13 +314,15 @@ fn strace_child(path: &Path, seed: u64) -> Option<Vec<Call>> {
 }
 
 /// For each acknowledgement that follows a store write on its thread: the
-/// end of that write and the line of the acknowledgement. (A batch prints
-/// two acknowledgements for one write; the second one is skipped.)
+/// line after which the write's bytes were stored (the end of its `pwrite`,
+/// or of the child's announcement when the bytes were copied into the
+/// writable map) and the line of the acknowledgement. (A batch prints two
+/// acknowledgements for one write; the second one is skipped.)
 fn acknowledged_writes(calls: &[Call]) -> Vec<(usize, usize)> {
     let mut out = Vec::new();
     let mut last_write: std::collections::HashMap<&str, usize> = Default::default();
     for call in calls {
-        if call.name.starts_with("pwrite") {
+        if call.name.starts_with("pwrite") || call.is_begin {
             last_write.insert(&call.tid, call.end);
         } else if call.is_ack
             && let Some(written) = last_write.remove(call.tid.as_str())

@@ -6,7 +6,11 @@
 //! parent calls `refresh()` and must see it. After the compaction, which
 //! renames a new file over the store, `refresh()` follows the new file,
 //! handles taken before stay valid, and later appends are seen too. No read
-//! ever faults: a SIGBUS would kill the test.
+//! ever faults: a SIGBUS would kill the test. The writer copies its entries
+//! into a writable map of space it reserved ahead, so the file is longer
+//! than what the reader sees (zeros the reader skips); when the writer
+//! closes, it trims that space, and the file ends where the reader's view
+//! ends.
 
 mod support;
 
@@ -160,6 +164,7 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
 
     let mut writer = child::spawn("child_appends_then_compacts", "writer", &path, 0);
     let mut refreshes = 0;
+    let mut saw_reservation = false;
     let first_handle = loop {
         let event = writer.expect_event("the first write");
         if let Some(key) = event.strip_prefix("put ") {
@@ -197,6 +202,8 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
         };
         history.entry(key.to_owned()).or_default().push(value);
         reader.refresh().expect("refresh");
+        let len = std::fs::metadata(&path).expect("meta").len();
+        saw_reservation |= len > reader.file_size().expect("size");
         refreshes += 1;
         observations.push(observe(&reader, &history, key));
         if refreshes % 50 == 0 {
@@ -205,6 +212,10 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
         }
     };
 
+    assert!(
+        saw_reservation,
+        "the writer never kept space reserved after its entries"
+    );
     // The writer renamed a compacted file over the store.
     reader
         .refresh()

@@ -6,6 +6,8 @@
 //! `streaming_a_large_value_keeps_anonymous_memory_bounded.rs`, which runs in
 //! a process of its own.
 
+mod support;
+
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
 use mmblob::{DataStore, Error};
@@ -224,10 +226,10 @@ fn a_reader_that_fails_midway_leaves_nothing_and_the_store_stays_writable() {
             "a new key fails the same way"
         );
         assert_eq!(store.file_size().expect("size"), tail, "file cut back");
-        assert_eq!(
-            std::fs::metadata(&path).expect("metadata").len(),
+        support::files::assert_only_reserved_space_after(
+            &path,
             tail,
-            "file on disk cut back (good = {good})"
+            &format!("file on disk cut back (good = {good})"),
         );
         assert_eq!(store.stats(), stats, "totals unchanged");
         assert_eq!(
@@ -480,12 +482,12 @@ fn a_reader_that_panics_leaves_no_bytes_behind() {
     let end = store
         .write(b"after", b"small")
         .expect("write after the panic");
-    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), end);
+    support::files::assert_only_reserved_space_after(&path, end, "after the panic");
     assert_eq!(store.file_size().expect("size"), end);
     let end = store
         .write_stream(b"streamed", &mut Generated::new(3, 1000))
         .expect("stream after the panic");
-    assert_eq!(std::fs::metadata(&path).expect("metadata").len(), end);
+    support::files::assert_only_reserved_space_after(&path, end, "stream after the panic");
     drop(store);
     let store = DataStore::open_existing(&path).expect("reopen");
     assert_eq!(store.len(), 3);

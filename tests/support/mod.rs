@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod child;
+pub mod files;
 pub mod fuzz_checks;
 pub mod limits;
 pub mod rng;

@@ -191,6 +191,38 @@ impl<'a> Appender<'a> {
     }
 }
 
+impl Appender<'_> {
+    /// Copies every encoded byte into `dst`, which stands for the file from
+    /// `start` on and is exactly as long as the encoded entries.
+    ///
+    /// The last trailer, which is what makes the write valid, is stored
+    /// after everything else: a crash in the middle leaves a torn tail, never
+    /// a valid trailer over bytes that are not there yet. (Earlier trailers
+    /// of a batch carry the "batch continues" flag, so they validate nothing
+    /// on their own.)
+    pub(crate) fn copy_into(&self, dst: &mut [u8]) {
+        assert_eq!(dst.len() as u64, self.end - self.start, "destination size");
+        if dst.is_empty() {
+            return;
+        }
+        let (body, last_trailer) = dst.split_at_mut(dst.len() - TRAILER_LEN as usize);
+        let mut at = 0;
+        for piece in &self.pieces {
+            let bytes = match piece {
+                Piece::Scratch(range) => &self.scratch[range.clone()],
+                Piece::Borrowed(bytes) => bytes,
+            };
+            let n = bytes.len().min(body.len() - at);
+            body[at..at + n].copy_from_slice(&bytes[..n]);
+            at += n;
+            if n < bytes.len() {
+                std::sync::atomic::compiler_fence(std::sync::atomic::Ordering::Release);
+                last_trailer.copy_from_slice(&bytes[n..]);
+            }
+        }
+    }
+}
+
 fn write_all_vectored_at(
     file: &File,
     mut slices: Vec<IoSlice<'_>>,

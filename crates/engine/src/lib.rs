@@ -23,6 +23,7 @@ mod snapshot;
 mod store;
 mod table;
 mod write;
+mod write_map;
 
 #[cfg(test)]
 mod tests;

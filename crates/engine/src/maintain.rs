@@ -23,7 +23,8 @@ pub struct StoreStats {
     pub live_bytes: u64,
     /// Bytes compaction would give back (overwritten, deleted, padding of dead entries).
     pub reclaimable_bytes: u64,
-    /// Length of the store file.
+    /// Logical length of the store file (the end of its last entry; see
+    /// [`DataStore::file_size`]).
     pub file_size: u64,
 }
 
@@ -48,20 +49,15 @@ impl DataStore {
         Ok(())
     }
 
-    /// Length of the store file: the end of its last entry.
+    /// Logical length of the store: the end of its last entry. While a
+    /// writer is open the file may be longer (space reserved for the next
+    /// writes, zeros, trimmed when the store is dropped); this is the length
+    /// the file has once it is closed.
     ///
     /// # Errors
-    /// [`Error::Io`](crate::Error::Io) if the file cannot be inspected.
+    /// None today; kept so a future version can inspect the file.
     pub fn file_size(&self) -> Result<u64> {
-        let state = self.lock_state();
-        if self.options.read_only {
-            return Ok(state.tail);
-        }
-        state
-            .file
-            .metadata()
-            .map(|m| m.len())
-            .map_err(|e| io_err(&self.path, "reading metadata of", e))
+        Ok(self.lock_state().tail)
     }
 
     /// Live entries, live bytes, reclaimable bytes and file size, from

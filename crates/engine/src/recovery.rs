@@ -24,6 +24,59 @@ pub(crate) type KeyHasher = fn(&[u8]) -> u64;
 const SCAN_WINDOW: usize = 64 * 1024;
 /// Payload bytes read per call while checksumming through [`ReadAt`].
 const CHECK_CHUNK: usize = 1 << 20;
+/// Bytes read per call while skipping a zero-filled tail.
+const ZERO_WINDOW: u64 = 1 << 20;
+
+/// Where an entry can end at the latest, given the zero-filled tail of
+/// `src` (`len` bytes, committed up to `lo`): a writer's reservation (see
+/// the format docs) is skipped at memory speed instead of being searched
+/// for trailers byte by byte. Every entry's trailer holds a non-zero key
+/// length 8 bytes before the entry's end, so no entry ends more than 8
+/// bytes after the last non-zero byte.
+///
+/// If `src` turns out shorter than `len` (a writer trimmed its reservation
+/// meanwhile), the bytes no longer there are taken as zeros: trimming only
+/// removes bytes past the last entry.
+pub(crate) fn skip_zero_tail(src: &(impl ReadAt + ?Sized), len: u64, lo: u64) -> io::Result<u64> {
+    if len <= lo {
+        return Ok(len);
+    }
+    let mut buf = vec![0u8; ZERO_WINDOW.min(len - lo) as usize];
+    let mut end = len;
+    while end > lo {
+        let start = end.saturating_sub(ZERO_WINDOW).max(lo);
+        let window = &mut buf[..(end - start) as usize];
+        match src.read_at(start, window) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                end = start + (end - start) / 2;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if let Some(at) = last_nonzero(window) {
+            return Ok((start + at as u64 + 8).min(len));
+        }
+        end = start;
+    }
+    Ok(lo)
+}
+
+/// Index of the last non-zero byte, looking at 64 bytes at a time.
+fn last_nonzero(bytes: &[u8]) -> Option<usize> {
+    let whole = bytes.len() - bytes.len() % 64;
+    if let Some(at) = bytes[whole..].iter().rposition(|&b| b != 0) {
+        return Some(whole + at);
+    }
+    let block = bytes[..whole]
+        .chunks_exact(64)
+        .rposition(|chunk| chunk.iter().fold(0u8, |acc, &b| acc | b) != 0)?;
+    let from = block * 64;
+    bytes[from..from + 64]
+        .iter()
+        .rposition(|&b| b != 0)
+        .map(|at| from + at)
+}
 
 /// Positional reads: the file (no SIGBUS if it shrinks) or bytes in memory.
 pub(crate) trait ReadAt {
@@ -195,6 +248,7 @@ impl Ctx {
         len: u64,
         lo: u64,
     ) -> io::Result<u64> {
+        let len = skip_zero_tail(src, len, lo)?;
         let mut candidate = self.last_valid_entry(src, len, lo)?;
         while let Some(found) = candidate {
             if !found.trailer.batch_continues() {
@@ -383,6 +437,58 @@ mod tests {
             tail
         );
         assert_eq!(*ends.last().expect("ends"), tail);
+    }
+
+    #[test]
+    fn a_zero_tail_of_any_length_is_skipped() {
+        let (bytes, ends) = sample();
+        let tail = *ends.last().expect("ends");
+        for zeros in [
+            0usize,
+            1,
+            7,
+            8,
+            63,
+            64,
+            65,
+            4095,
+            1 << 20,
+            (1 << 20) + 13,
+            3 << 20,
+        ] {
+            let mut padded = bytes.clone();
+            padded.resize(bytes.len() + zeros, 0);
+            let len = padded.len() as u64;
+            let hi = skip_zero_tail(padded.as_slice(), len, HEADER_LEN).expect("skip");
+            assert!(
+                hi >= tail && hi <= tail + 8,
+                "{zeros} zeros: {hi} vs {tail}"
+            );
+            assert_eq!(
+                ctx()
+                    .find_tail(padded.as_slice(), len, HEADER_LEN)
+                    .expect("tail"),
+                tail,
+                "{zeros} zeros"
+            );
+        }
+    }
+
+    #[test]
+    fn an_all_zero_tail_leaves_the_committed_end() {
+        let zeros = vec![0u8; 5000];
+        assert_eq!(
+            skip_zero_tail(zeros.as_slice(), 5000, 64).expect("skip"),
+            64
+        );
+        assert_eq!(skip_zero_tail(zeros.as_slice(), 64, 64).expect("skip"), 64);
+        // A source shorter than claimed (trimmed meanwhile) reads as zeros.
+        let mut short = vec![0u8; 3000];
+        short[2000] = 1;
+        assert_eq!(
+            skip_zero_tail(short.as_slice(), 9000, 64).expect("skip"),
+            2008
+        );
     }
 
     #[test]

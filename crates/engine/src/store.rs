@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use mmblob_entry::Mapping;
 use mmblob_entry::format::{HEADER_LEN, Header, HeaderError};
-use tracing::{error, info, info_span, warn};
+use tracing::{debug, error, info, info_span, warn};
 
 use crate::damage::Damage;
 use crate::error::{Error, Result};
@@ -62,6 +62,8 @@ pub(crate) struct State {
     pub(crate) epoch: u64,
     /// The end covered by the index sidecar on disk, if it matches this file.
     pub(crate) snapshot_tail: Option<u64>,
+    /// Space reserved after the tail and mapped for writing.
+    pub(crate) wmap: crate::write_map::WriteMap,
 }
 
 /// Sizes of the live entries, kept up to date by the writer.
@@ -150,6 +152,7 @@ impl DataStore {
                 live,
                 epoch: 0,
                 snapshot_tail,
+                wmap: crate::write_map::WriteMap::default(),
             }),
             group_commit: GroupCommit::new((0, tail)),
             damage: Mutex::new(Vec::new()),
@@ -485,9 +488,12 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
     let tail = ctx
         .find_tail(&file, len, HEADER_LEN)
         .map_err(|e| io_err(path, "recovering", e))?;
-    if tail < len {
+    if tail < len && options.read_only {
+        // A writer's reservation (zeros) or a write in progress: not ours to cut.
+        debug!(path = %path.display(), bytes = len - tail, tail, "bytes after the last entry");
+    } else if tail < len {
         warn!(path = %path.display(), torn_bytes = len - tail, tail, "cutting off an interrupted write at the end of the store");
-        if !options.read_only {
+        {
             file.set_len(tail)
                 .and_then(|()| file.sync_all())
                 .map_err(|e| io_err(path, "cutting torn tail of", e))?;
@@ -608,6 +614,7 @@ impl Drop for DataStore {
         if self.options.read_only {
             return;
         }
+        self.trim_reservation(&mut self.lock_state());
         self.save_snapshot();
         // Unlock explicitly instead of relying on closing the descriptor: a
         // child process that another thread is spawning holds a copy of every

@@ -5,6 +5,14 @@
 //! append) and tracks how many bytes at the start of the file are *readable*:
 //! written, committed, and never to be changed or truncated while the mapping
 //! exists. Safe code can only ever see bytes below that mark.
+//!
+//! The writer of a store may at the same time write the file *above* that
+//! mark through a second, writable shared map of space it allocated ahead
+//! (the engine's write path). Both maps share the page cache, so the bytes
+//! it copies become visible here; it raises the readable mark (a release
+//! store, read with acquire ordering) only after the copy is complete and
+//! never writes below the mark again. So the readable prefix still never
+//! changes while mapped, which is all this type relies on.
 
 use std::fs::File;
 use std::io;
