@@ -19,7 +19,7 @@ use crate::store::{DataStore, State, io_err};
 /// Bytes read from a `write_stream` source and written per call (pieces
 /// this size stay in cache between the read, the checksum and the write,
 /// which makes them faster than 1 MiB ones here).
-const STREAM_CHUNK: usize = 256 << 10;
+const STREAM_CHUNK: usize = 64 << 10;
 
 impl DataStore {
     /// Stores `value` under `key`, replacing any earlier value.
@@ -219,7 +219,7 @@ impl DataStore {
     }
 
     /// Stores the bytes of `reader` under `key` without holding them in
-    /// memory (256 KiB at a time). `Interrupted` reads are retried; any other
+    /// memory (64 KiB at a time). `Interrupted` reads are retried; any other
     /// read or write error aborts the write and leaves nothing visible. A
     /// reader that yields no bytes stores an empty value.
     ///
