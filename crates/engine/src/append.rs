@@ -3,7 +3,6 @@
 use std::fs::File;
 use std::io::{self, IoSlice};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
 
 use mmblob_entry::checksum::EntryCrc;
 use mmblob_entry::format::{
@@ -20,6 +19,9 @@ const BORROW_THRESHOLD: usize = 16 * 1024;
 const CRC_LEN: usize = 4;
 /// Most buffers one `pwritev` call takes (Linux `IOV_MAX`).
 const MAX_IOVECS: usize = 1024;
+/// Most bytes one `pwrite` call carries: on the machine measured, the same
+/// bytes go several times faster in 64 KiB calls than in calls of 1-10 MiB.
+const MAX_CALL_BYTES: usize = 64 << 10;
 
 /// How many bytes of `value` an [`Appender`] copies into its buffer.
 pub(crate) fn copied_len(value: &[u8]) -> usize {
@@ -174,20 +176,18 @@ impl<'a> Appender<'a> {
         }
     }
 
-    /// Writes every encoded byte at `start` in the file.
+    /// Writes every encoded byte at `start` in the file, in calls of at most
+    /// [`MAX_CALL_BYTES`] (in order, so the last trailer goes last).
     pub(crate) fn write_to(&self, file: &File) -> io::Result<()> {
-        if let [Piece::Scratch(range)] = self.pieces.as_slice() {
-            return file.write_all_at(&self.scratch[range.clone()], self.start);
-        }
-        let slices: Vec<IoSlice<'_>> = self
+        let slices: Vec<&[u8]> = self
             .pieces
             .iter()
             .map(|piece| match piece {
-                Piece::Scratch(range) => IoSlice::new(&self.scratch[range.clone()]),
-                Piece::Borrowed(bytes) => IoSlice::new(bytes),
+                Piece::Scratch(range) => &self.scratch[range.clone()],
+                Piece::Borrowed(bytes) => *bytes,
             })
             .collect();
-        write_all_vectored_at(file, slices, self.start)
+        write_all_vectored_at(file, &slices, self.start)
     }
 }
 
@@ -223,22 +223,56 @@ impl Appender<'_> {
     }
 }
 
-fn write_all_vectored_at(
-    file: &File,
-    mut slices: Vec<IoSlice<'_>>,
-    mut offset: u64,
-) -> io::Result<()> {
-    let mut bufs = slices.as_mut_slice();
-    while !bufs.is_empty() {
-        let batch = bufs.len().min(MAX_IOVECS);
-        let written = match rustix::io::pwritev(file, &bufs[..batch], offset) {
+/// Writes `slices` back to back from `offset`, each call carrying at most
+/// [`MAX_CALL_BYTES`] in at most [`MAX_IOVECS`] buffers.
+fn write_all_vectored_at(file: &File, slices: &[&[u8]], mut offset: u64) -> io::Result<()> {
+    // Position: slice index and bytes of it already written.
+    let (mut at, mut done) = (0usize, 0usize);
+    let mut call: Vec<IoSlice<'_>> = Vec::with_capacity(slices.len().min(MAX_IOVECS));
+    while at < slices.len() {
+        call.clear();
+        let mut bytes = 0;
+        let (mut i, mut from) = (at, done);
+        while i < slices.len() && call.len() < MAX_IOVECS && bytes < MAX_CALL_BYTES {
+            let rest = &slices[i][from..];
+            let take = rest.len().min(MAX_CALL_BYTES - bytes);
+            if take > 0 {
+                call.push(IoSlice::new(&rest[..take]));
+                bytes += take;
+            }
+            if take < rest.len() {
+                break;
+            }
+            i += 1;
+            from = 0;
+        }
+        if bytes == 0 {
+            break;
+        }
+        let written = match rustix::io::pwritev(file, &call, offset) {
             Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
             Ok(n) => n,
             Err(rustix::io::Errno::INTR) => continue,
             Err(e) => return Err(e.into()),
         };
         offset += written as u64;
-        IoSlice::advance_slices(&mut bufs, written);
+        // Advance the position by what was written.
+        let mut left = written;
+        while left > 0 {
+            let rest = slices[at].len() - done;
+            if left < rest {
+                done += left;
+                left = 0;
+            } else {
+                left -= rest;
+                at += 1;
+                done = 0;
+            }
+        }
+        while at < slices.len() && slices[at].len() == done {
+            at += 1;
+            done = 0;
+        }
     }
     Ok(())
 }
@@ -255,6 +289,31 @@ pub(crate) fn check_key(key: &[u8]) -> Result<()> {
 mod tests {
     use super::*;
     use mmblob_entry::checksum::key_hash;
+
+    /// Writes split into calls of at most 64 KiB still put every byte in
+    /// place: slices larger than a call, empty ones, and more than fit one
+    /// call's buffer list.
+    #[test]
+    fn vectored_writes_in_bounded_calls_put_every_byte_in_place() {
+        use std::os::unix::fs::FileExt;
+        let big: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let small: Vec<Vec<u8>> = (0..3000u32)
+            .map(|i| vec![(i % 7) as u8 + 1; (i % 5) as usize])
+            .collect();
+        let mut slices: Vec<&[u8]> = vec![&big[..70_000], b"", &big];
+        slices.extend(small.iter().map(Vec::as_slice));
+        slices.push(&big[..65_536]);
+        let file = tempfile::tempfile().expect("temp file");
+        write_all_vectored_at(&file, &slices, 10).expect("write");
+        let expected: Vec<u8> = slices.concat();
+        let mut back = vec![0u8; expected.len()];
+        file.read_exact_at(&mut back, 10).expect("read");
+        assert!(back == expected);
+        assert_eq!(
+            file.metadata().expect("meta").len(),
+            10 + expected.len() as u64
+        );
+    }
 
     /// Every entry's stored checksum equals the one computed part by part,
     /// for copied values (checksummed in one call over the buffer) and

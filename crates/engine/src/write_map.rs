@@ -31,9 +31,9 @@
 //!   what makes it valid, is copied after its payload and key (with a
 //!   compiler fence between), so a crash mid-copy leaves a torn tail.
 //!
-//! Filesystems without `fallocate` (`EOPNOTSUPP`), appends larger than a
-//! reservation, and a map that cannot be created (address space exhausted)
-//! take the `pwrite` path instead. So do streamed values
+//! Filesystems without `fallocate` (`EOPNOTSUPP`), appends larger than
+//! 256 KiB, and a map that cannot be created (address space exhausted) take
+//! the `pwrite` path instead. So do streamed values
 //! ([`DataStore::write_stream`]): measured here, `pwrite` of 64 KiB pieces
 //! into the page cache beats faulting in (and zero-filling) fresh mapped
 //! pages for bulk bytes, while for small entries the map saves a system
@@ -63,8 +63,11 @@ pub(crate) const MAX_STEP: u64 = 64 << 20;
 const ALIGN: u64 = 64 << 10;
 /// Bytes faulted in ahead of the writes at once.
 const POPULATE_STEP: u64 = 1 << 20;
-/// Appends longer than this are written with `pwrite`.
-const MAX_MAPPED_APPEND: u64 = MAX_STEP;
+/// Appends longer than this are written with `pwrite` (in 64 KiB calls):
+/// for bulk bytes that is cheaper than faulting in fresh mapped pages (which
+/// the kernel zero-fills first), while for small entries the map saves a
+/// system call per write.
+const MAX_MAPPED_APPEND: u64 = 256 << 10;
 
 /// How far ahead to reserve for a file of `len` bytes: an eighth of the
 /// file, within `[1 MiB, 64 MiB]` (`[16 MiB, 64 MiB]` for bulk loads).
