@@ -493,11 +493,9 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
         debug!(path = %path.display(), bytes = len - tail, tail, "bytes after the last entry");
     } else if tail < len {
         warn!(path = %path.display(), torn_bytes = len - tail, tail, "cutting off an interrupted write at the end of the store");
-        {
-            file.set_len(tail)
-                .and_then(|()| file.sync_all())
-                .map_err(|e| io_err(path, "cutting torn tail of", e))?;
-        }
+        file.set_len(tail)
+            .and_then(|()| file.sync_all())
+            .map_err(|e| io_err(path, "cutting torn tail of", e))?;
     }
     // SAFETY: `0..tail` holds committed entries (the tail entry's checksum was
     // verified); mmblob never changes or truncates committed bytes.
