@@ -1,5 +1,8 @@
 //! `mmblob demo` at a small size: every step runs and reports.
 
+// The tests run the `mmblob` binary, which is built with the `cli` feature.
+#![cfg(feature = "cli")]
+
 use std::process::Command;
 
 use serde_json::Value;
