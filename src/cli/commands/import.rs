@@ -140,6 +140,7 @@ pub fn run(store_path: &Path, args: &ImportArgs, json: bool) -> CliResult {
     store::sync(&db, store_path, args.sync.no_sync)?;
     tally.failed = errors.into_failed();
     if json {
+        let failed = tally.failed.len();
         let mut out = Out::new();
         out.json(&ImportJson {
             dir: args.dir.display().to_string(),
@@ -152,7 +153,7 @@ pub fn run(store_path: &Path, args: &ImportArgs, json: bool) -> CliResult {
             seconds: started.elapsed().as_secs_f64(),
         })?;
         out.flush()?;
-        return failed_status(tally.failed.len(), &[]);
+        return failed_status(failed, &[]);
     }
     eprintln!(
         "imported {} files ({}) from {} in {} ({}){}{}",
