@@ -1,6 +1,5 @@
 //! `mmblob ls [--prefix P] [--long]`: list keys.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -27,10 +26,13 @@ struct Listed {
 /// Runs `ls`.
 pub fn run(store_path: &Path, args: &LsArgs, json: bool) -> CliResult {
     let db = store::open_read_only(store_path)?;
-    let prefix = args.prefix.as_deref().map_or(&[][..], |p| p.as_bytes());
+    let prefix = args
+        .prefix
+        .as_deref()
+        .map_or_else(Vec::new, |p| store::key_arg(p, args.keys.raw_keys));
     let mut entries: Vec<_> = db
         .iter_entries()
-        .filter(|e| e.key().starts_with(prefix))
+        .filter(|e| e.key().starts_with(&prefix))
         .collect();
     entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     let mut out = Out::new();
