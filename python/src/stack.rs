@@ -12,9 +12,10 @@ use crate::buffer::InBuffer;
 use crate::errors::OrRaise;
 use crate::keys::key;
 
-/// Rows copied per rayon task at least: below this, splitting costs more
-/// than it saves.
-const MIN_ROWS_PER_TASK: usize = 64;
+/// Rows per parallel task.
+const CHUNK_ROWS: usize = 512;
+/// Gathers smaller than this (in bytes) run on the calling thread.
+const PARALLEL_MIN_BYTES: usize = 2 << 20;
 
 /// Why a row could not be filled.
 enum RowError {
@@ -90,39 +91,54 @@ pub fn stack<'py>(
     }
 }
 
-/// Copies the value of `keys[i]` into row `i` of `out`.
+/// Copies the value of `keys[i]` into row `i` of `out`: one chunk of rows
+/// per task, each read with `batch_read` so that the cache misses of a few
+/// dozen lookups overlap. Small gathers stay on the calling thread, where
+/// handing work to other threads would cost more than the copy.
 fn fill(
     store: &DataStore,
     keys: &[Cow<'_, [u8]>],
     out: &mut [u8],
     row_bytes: usize,
 ) -> Result<(), RowError> {
-    let one = |row: usize, key: &[u8], dest: &mut [u8]| -> Result<(), RowError> {
-        let copied = store
-            .read_with(key, |value| {
-                if value.len() == dest.len() {
-                    dest.copy_from_slice(value);
-                    Ok(())
-                } else {
-                    Err(value.len())
-                }
-            })
-            .map_err(RowError::Store)?;
-        match copied {
-            None => Err(RowError::Missing(row)),
-            Some(Err(len)) => Err(RowError::WrongSize { row, len }),
-            Some(Ok(())) => Ok(()),
-        }
-    };
     if row_bytes == 0 {
-        return keys
-            .iter()
-            .enumerate()
-            .try_for_each(|(row, key)| one(row, key, &mut []));
+        return fill_chunk(store, 0, keys, &mut [], 0);
     }
-    out.par_chunks_mut(row_bytes)
-        .zip(keys.par_iter())
+    if out.len() < PARALLEL_MIN_BYTES {
+        return fill_chunk(store, 0, keys, out, row_bytes);
+    }
+    out.par_chunks_mut(row_bytes * CHUNK_ROWS)
+        .zip(keys.par_chunks(CHUNK_ROWS))
         .enumerate()
-        .with_min_len(MIN_ROWS_PER_TASK)
-        .try_for_each(|(row, (dest, key))| one(row, key, dest))
+        .try_for_each(|(chunk, (dest, keys))| {
+            fill_chunk(store, chunk * CHUNK_ROWS, keys, dest, row_bytes)
+        })
+}
+
+/// [`fill`] for the rows `first_row..first_row + keys.len()`.
+fn fill_chunk(
+    store: &DataStore,
+    first_row: usize,
+    keys: &[Cow<'_, [u8]>],
+    out: &mut [u8],
+    row_bytes: usize,
+) -> Result<(), RowError> {
+    let keys: Vec<&[u8]> = keys.iter().map(AsRef::as_ref).collect();
+    let handles = store.batch_read(&keys).map_err(RowError::Store)?;
+    for (i, handle) in handles.iter().enumerate() {
+        let row = first_row + i;
+        let Some(handle) = handle else {
+            return Err(RowError::Missing(row));
+        };
+        if handle.len() != row_bytes {
+            return Err(RowError::WrongSize {
+                row,
+                len: handle.len(),
+            });
+        }
+        if row_bytes > 0 {
+            out[i * row_bytes..(i + 1) * row_bytes].copy_from_slice(handle);
+        }
+    }
+    Ok(())
 }

@@ -92,3 +92,26 @@ def test_stack(store):
     assert store.stack(keys[:3], np.float32, (8, 16)).shape == (3, 8, 16)
     assert store.stack([], np.float32, (128,)).shape == (0, 128)
     assert store.stack((k for k in keys[:2]), np.float32, 128).shape == (2, 128)
+
+
+def test_large_stack_gathers_in_parallel_and_reports_bad_rows(store):
+    # 6000 rows of 1 KiB: above the size where stack() splits work across threads.
+    n, dim = 6000, 256
+    store.update({f"r{i}": np.full(dim, i, dtype=np.float32) for i in range(n)})
+    keys = [f"r{i}" for i in range(n)][::-1]
+    out = store.stack(keys, np.float32, dim)
+    assert out.shape == (n, dim)
+    assert (out[:, 0] == np.arange(n - 1, -1, -1, dtype=np.float32)).all()
+    assert (out[:, -1] == out[:, 0]).all()
+    store["r4000"] = np.zeros(dim + 1, dtype=np.float32)
+    try:
+        store.stack(keys, np.float32, dim)
+        raise AssertionError("expected ValueError")
+    except ValueError as e:
+        assert "r4000" in str(e)
+    store["r4000"] = np.zeros(dim, dtype=np.float32)
+    try:
+        store.stack(keys + ["absent"], np.float32, dim)
+        raise AssertionError("expected KeyError")
+    except KeyError as e:
+        assert e.args == ("absent",)
