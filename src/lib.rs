@@ -115,8 +115,9 @@
 //! [`format`](mod@format) for the constants and codecs.
 
 pub use mmblob_engine::{
-    CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryIter, EntryStream,
-    Error, OpenOptions, Reader, Result, StoreStats, VerifyReport,
+    BatchBytes, BatchOutcome, CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle,
+    EntryIter, EntryStream, Error, OpenOptions, Reader, Result, StoreStats, VerifyReport,
+    WriteBatch,
 };
 pub use mmblob_entry::{Mapping, checksum, display_key, format};
 

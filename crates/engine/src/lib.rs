@@ -7,6 +7,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod append;
+mod batch;
 mod compact;
 mod damage;
 mod group_commit;
@@ -32,6 +33,7 @@ pub mod error {
     pub use mmblob_entry::{Error, Result};
 }
 
+pub use batch::{BatchBytes, BatchOutcome, WriteBatch};
 pub use compact::CompactStats;
 pub use damage::{Damage, DamageKind, VerifyReport};
 pub use error::{Error, Result};
