@@ -115,11 +115,24 @@
 //! [`format`](mod@format) for the constants and codecs.
 
 pub use mmblob_engine::{
-    BatchBytes, BatchOutcome, CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle,
-    EntryIter, EntryStream, Error, OpenOptions, Reader, Result, StoreStats, VerifyReport,
-    WriteBatch,
+    BackupStats, BatchBytes, BatchOutcome, CompactStats, Damage, DamageKind, DataStore,
+    Durability, EntryHandle, EntryInfo, EntryIter, EntryStream, Error, Namespace, OpenOptions,
+    PrefixIter, Reader, Result, StoreStats, VerifyReport, WriteBatch, namespace,
 };
-pub use mmblob_entry::{Mapping, checksum, display_key, format};
+pub use mmblob_entry::{checksum, display_key, format};
+
+/// Kept for code written before [`raw`] existed; see [`raw::Mapping`].
+#[doc(hidden)]
+pub use mmblob_entry::Mapping;
+
+/// Internals for tools that inspect store files below the public API: the
+/// shared map of a file and the decoded trailer. Ordinary use never needs
+/// them; [`EntryHandle::at`], [`EntryHandle::trailer`] and
+/// [`EntryHandle::mapping`] (hidden from the docs) work with these types.
+pub mod raw {
+    pub use mmblob_entry::Mapping;
+    pub use mmblob_entry::format::{Header, Trailer};
+}
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

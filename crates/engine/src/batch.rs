@@ -211,11 +211,18 @@ impl<'a> WriteBatch<'a> {
     ///
     /// # Errors
     /// [`Error::InvalidKey`] or [`Error::ValueTooLarge`] for any bad
-    /// operation (then nothing is written), [`Error::ReadOnly`], and
+    /// operation (then nothing is written), [`Error::ReservedKey`] for a
+    /// write to a key in the stored form of a namespace key,
+    /// [`Error::ReadOnly`], and
     /// [`Error::Io`] when the append fails (nothing of the batch is visible
     /// and the store stays usable).
     pub fn commit(self) -> Result<BatchOutcome> {
         let ops = &self.ops;
+        for (key, value) in ops {
+            if value.is_some() {
+                crate::namespace::refuse_reserved(key.as_ref())?;
+            }
+        }
         self.store.apply_batch("commit a batch", ops.len(), |i| {
             let (key, value) = &ops[i];
             (key.as_ref(), value.as_deref())

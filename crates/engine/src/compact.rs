@@ -220,7 +220,7 @@ impl DataStore {
 
     /// Appends the entries ending at `live` (in file order) to `file`;
     /// returns the new tail and the index tables for the new offsets.
-    fn copy_entries(
+    pub(crate) fn copy_entries(
         &self,
         ctx: &Ctx,
         target: &Target<'_>,
@@ -357,10 +357,10 @@ impl DataStore {
 }
 
 /// The file compaction writes to.
-struct Target<'a> {
-    file: &'a File,
-    path: &'a Path,
-    store_id: u64,
+pub(crate) struct Target<'a> {
+    pub(crate) file: &'a File,
+    pub(crate) path: &'a Path,
+    pub(crate) store_id: u64,
 }
 
 /// Splits `live` into runs whose small values fit one scratch buffer.

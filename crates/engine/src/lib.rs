@@ -7,15 +7,20 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod append;
+mod backup;
 mod batch;
+mod close;
 mod compact;
 mod damage;
 mod group_commit;
 mod index;
+mod info;
 mod iter;
 mod maintain;
+pub mod namespace;
 mod options;
 mod order;
+mod prefix;
 mod read;
 mod reader;
 mod recovery;
@@ -33,13 +38,17 @@ pub mod error {
     pub use mmblob_entry::{Error, Result};
 }
 
+pub use backup::BackupStats;
 pub use batch::{BatchBytes, BatchOutcome, WriteBatch};
 pub use compact::CompactStats;
 pub use damage::{Damage, DamageKind, VerifyReport};
 pub use error::{Error, Result};
+pub use info::EntryInfo;
 pub use iter::EntryIter;
 pub use maintain::StoreStats;
 pub use mmblob_entry::{EntryHandle, EntryStream};
+pub use namespace::Namespace;
 pub use options::{Durability, OpenOptions};
+pub use prefix::PrefixIter;
 pub use reader::Reader;
 pub use store::DataStore;

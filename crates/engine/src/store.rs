@@ -621,16 +621,24 @@ impl Drop for DataStore {
 }
 
 impl DataStore {
-    /// Writes the index sidecar when the store is large and it is stale.
+    /// Writes the index sidecar when the store is large and it is stale;
+    /// a failure is logged (the sidecar is only a cache).
     pub(crate) fn save_snapshot(&self) {
-        let state = self.lock_state();
+        if let Err(e) = self.try_save_snapshot() {
+            warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
+        }
+    }
+
+    /// [`DataStore::save_snapshot`], returning the error.
+    pub(crate) fn try_save_snapshot(&self) -> Result<()> {
+        let mut state = self.lock_state();
         let stale = state.snapshot_tail != Some(state.tail);
         let undamaged = self.damage.lock().is_ok_and(|d| d.is_empty());
         if !stale || !undamaged || state.live.entries < snapshot::MIN_KEYS {
-            return;
+            return Ok(());
         }
         let Some(crc) = trailer_crc(&state.map, state.tail) else {
-            return;
+            return Ok(());
         };
         let covered = snapshot::Covered {
             store_id: state.store_id,
@@ -638,12 +646,11 @@ impl DataStore {
             tail_crc: crc,
             live: state.live,
         };
-        let saved = self
-            .index
-            .with_tables(|tables| snapshot::save(&self.path, &covered, tables));
-        if let Err(e) = saved {
-            warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
-        }
+        self.index
+            .with_tables(|tables| snapshot::save(&self.path, &covered, tables))
+            .map_err(|e| io_err(&self.path, "saving the index snapshot of", e))?;
+        state.snapshot_tail = Some(state.tail);
+        Ok(())
     }
 }
 

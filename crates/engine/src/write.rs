@@ -38,7 +38,17 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::write`]; nothing is written if any key is invalid.
+    /// [`Error::ReservedKey`] for a key in the stored form of a
+    /// [namespace](DataStore::namespace) key.
     pub fn batch_write(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
+        for (key, _) in entries {
+            crate::namespace::refuse_reserved(key)?;
+        }
+        self.batch_write_raw(entries)
+    }
+
+    /// [`DataStore::batch_write`] that accepts namespaced keys.
+    pub(crate) fn batch_write_raw(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
         self.apply_batch("write", entries.len(), |i| {
             let (key, value) = entries[i];
             (key, Some(value))
@@ -69,6 +79,7 @@ impl DataStore {
     /// # Errors
     /// [`Error::KeyNotFound`] when `old` does not exist, and as [`DataStore::write`].
     pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
+        crate::namespace::refuse_reserved(new)?;
         self.rename_batch(old, new)
     }
 
@@ -164,6 +175,7 @@ impl DataStore {
     pub fn write_stream(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
         self.check_writable("write")?;
         check_key(key)?;
+        crate::namespace::refuse_reserved(key)?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         let first = read_retrying(reader, &mut buf)
             .map_err(|e| Error::io("reading the value to store", e))?;

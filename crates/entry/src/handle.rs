@@ -37,6 +37,7 @@ impl EntryHandle {
     /// # Errors
     /// [`Error::Corrupt`] when the bytes before `end` are not a consistent
     /// trailer, or the entry is not within the readable part of the map.
+    #[doc(hidden)]
     pub fn at(map: Arc<Mapping>, end: u64) -> Result<EntryHandle> {
         let corrupt = |reason: &str| Error::Corrupt {
             offset: end.saturating_sub(TRAILER_LEN),
@@ -116,12 +117,14 @@ impl EntryHandle {
     }
 
     /// The decoded trailer of this entry.
+    #[doc(hidden)]
     #[must_use]
     pub fn trailer(&self) -> &Trailer {
         &self.trailer
     }
 
     /// The map this handle reads from.
+    #[doc(hidden)]
     #[must_use]
     pub fn mapping(&self) -> &Arc<Mapping> {
         &self.map

@@ -10,6 +10,8 @@
 #[cfg(not(target_pointer_width = "64"))]
 compile_error!("mmblob maps whole store files and needs a 64-bit target");
 
+#[cfg(feature = "arrow")]
+mod arrow;
 pub mod checksum;
 mod error;
 pub mod format;
