@@ -238,6 +238,16 @@ impl DataStore {
         self.options.read_only
     }
 
+    /// The random id of the store file (from its header) and the end of its
+    /// last committed entry, read together. [`compact`](Self::compact) writes a
+    /// new file with a new id, so a copy of the bytes `..end` under this id is a
+    /// prefix of this store exactly while the id stays the same.
+    #[must_use]
+    pub fn store_id_and_end(&self) -> (u64, u64) {
+        let state = self.lock_state();
+        (state.store_id, state.tail)
+    }
+
     pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
         if self.options.read_only {
             return Err(Error::ReadOnly {
