@@ -176,6 +176,29 @@ fn get_to_a_file_replaces_it_whole_or_not_at_all() {
     assert_eq!(dir_names(cli.dir.path()), ["out.bin", "test.mmblob"]);
 }
 
+#[test]
+fn get_to_a_device_or_a_pipe_writes_into_it_and_leaves_it_in_place() {
+    use std::os::unix::fs::FileTypeExt;
+    let cli = Cli::with_values();
+    let output = cli.run(&["get", "big", "-o", "/dev/null"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let null = std::fs::metadata("/dev/null").expect("/dev/null");
+    assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+    // A FIFO stays a FIFO and carries the value.
+    let fifo = cli.path("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let reader = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::read(fifo).expect("read fifo"))
+    };
+    let output = cli.run(&["get", "small", "-o", "fifo"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(reader.join().expect("reader"), b"hello");
+    let meta = std::fs::symlink_metadata(&fifo).expect("fifo");
+    assert!(meta.file_type().is_fifo(), "the FIFO was replaced");
+}
+
 fn dir_names(dir: &Path) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read dir")

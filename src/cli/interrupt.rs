@@ -1,5 +1,6 @@
-//! Ctrl-C: the command stops at once, and the temporary files it was
-//! writing (a `get -o` file on its way into place, a compaction's new
+//! Ctrl-C (also SIGTERM and SIGHUP, as when the terminal is closed): the
+//! command stops at once, and the temporary files it was writing (a
+//! `get -o` or `export` file on its way into place, a compaction's new
 //! file, the demo's store) are removed first.
 //!
 //! One handler serves the whole process; commands register the paths to

@@ -256,15 +256,22 @@ fn not_a_directory(path: &Path) -> CliError {
 }
 
 /// Writes one value to `path`, streamed from the map, never through a symlink.
+/// Replaces only regular files: not a directory, a FIFO (which would block)
+/// or a device.
 fn write_file(path: &Path, entry: &EntryHandle, bar: &ProgressBar) -> CliResult {
-    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::new(
+    let refuse = |what: &str| {
+        Err(CliError::new(
             Exit::Failure,
             format!(
-                "refusing to write through the symlink {}; remove it or export into an empty directory",
+                "refusing to write through {what} {}; remove it or export into an empty directory",
                 path.display()
             ),
-        ));
+        ))
+    };
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return refuse("the symlink"),
+        Ok(meta) if !meta.is_file() => return refuse("the non-regular file"),
+        _ => {}
     }
     atomic::write_file(path, |out| super::get::copy_value(entry, out, bar))
         .map_err(|e| CliError::io("cannot write", path, &e))

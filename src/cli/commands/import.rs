@@ -136,8 +136,11 @@ pub fn run(store_path: &Path, args: &ImportArgs, json: bool) -> CliResult {
     let result = import_small(&db, store_path, &small, &bar, &errors, &mut tally)
         .and_then(|()| import_large(&db, store_path, &large, &bar, &errors, &mut tally));
     bar.finish_and_clear();
+    // What was imported before a failure stays (the message says so): make
+    // it as durable as a finished import, then report the failure.
+    let synced = store::sync(&db, store_path, args.sync.no_sync);
     result?;
-    store::sync(&db, store_path, args.sync.no_sync)?;
+    synced?;
     tally.failed = errors.into_failed();
     if json {
         let failed = tally.failed.len();
