@@ -11,7 +11,7 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::buffer::{InBuffer, new_memoryview, new_value};
+use crate::buffer::{InBuffer, Lent, MapViews, new_memoryview, new_value};
 use crate::errors::{OrRaise, closed, damage_dict};
 use crate::keys::{Value, key, value};
 use crate::stack;
@@ -24,6 +24,8 @@ use crate::stack;
 #[pyclass(frozen, subclass, module = "mmblob._mmblob", name = "StoreBase")]
 pub struct Store {
     inner: RwLock<Option<Arc<DataStore>>>,
+    /// Values are returned as slices of one view of the whole map.
+    views: Mutex<MapViews>,
     path: PathBuf,
     read_only: bool,
 }
@@ -43,6 +45,23 @@ impl Store {
         match &*self.inner.read().unwrap_or_else(PoisonError::into_inner) {
             Some(store) => Ok(f(store)),
             None => Err(closed(py, &self.path)),
+        }
+    }
+
+    /// A read-only memoryview of `handle`'s payload.
+    fn view<'py>(&self, py: Python<'py>, handle: &EntryHandle) -> PyResult<Bound<'py, PyAny>> {
+        // Never wait for the lock while holding the GIL: its holder may be
+        // waiting for the GIL (a finalizer run by the allocator released it).
+        match self.views.try_lock() {
+            Ok(mut views) => views.view(py, handle),
+            Err(_) => new_memoryview(py, Lent::entry(handle)),
+        }
+    }
+
+    /// Drops the view of the whole map, so that a replaced map can go.
+    fn forget_views(&self) {
+        if let Ok(mut views) = self.views.try_lock() {
+            views.clear();
         }
     }
 
@@ -88,6 +107,7 @@ impl Store {
         let opened = py.detach(|| options.open(&path)).or_raise()?;
         Ok(Store {
             inner: RwLock::new(Some(Arc::new(opened))),
+            views: Mutex::new(MapViews::default()),
             path,
             read_only,
         })
@@ -102,6 +122,7 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.forget_views();
         if let Some(mut store) = taken {
             py.detach(|| {
                 loop {
@@ -174,7 +195,7 @@ impl Store {
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.read_handle(py, key)? {
-            Some(handle) => new_memoryview(py, handle),
+            Some(handle) => self.view(py, &handle),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -222,7 +243,7 @@ impl Store {
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
         match self.read_handle(py, key)? {
-            Some(handle) => new_memoryview(py, handle),
+            Some(handle) => self.view(py, &handle),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
@@ -240,7 +261,7 @@ impl Store {
         let list = PyList::empty(py);
         for handle in handles {
             match handle {
-                Some(handle) => list.append(new_memoryview(py, handle)?)?,
+                Some(handle) => list.append(self.view(py, &handle)?)?,
                 None => list.append(py.None())?,
             }
         }
@@ -252,7 +273,7 @@ impl Store {
     /// `KeyError` when missing. Used by `array`.
     fn value<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         match self.read_handle(py, key)? {
-            Some(handle) => new_value(py, handle),
+            Some(handle) => new_value(py, Lent::entry(&handle)),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -413,6 +434,7 @@ impl Store {
     fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store(py)?;
         let stats = py.detach(|| store.compact()).or_raise()?;
+        self.forget_views();
         let d = PyDict::new(py);
         d.set_item("bytes_before", stats.bytes_before)?;
         d.set_item("bytes_after", stats.bytes_after)?;
@@ -588,14 +610,14 @@ enum Kind {
 /// (`bytes`), values (memoryviews) or `(key, value)` pairs.
 #[pyclass(frozen, module = "mmblob._mmblob", name = "EntryIterator")]
 pub struct Entries {
-    iter: Mutex<EntryIter>,
+    state: Mutex<(EntryIter, MapViews)>,
     kind: Kind,
 }
 
 impl Entries {
     fn new(iter: EntryIter, kind: Kind) -> PyResult<Self> {
         Ok(Entries {
-            iter: Mutex::new(iter),
+            state: Mutex::new((iter, MapViews::default())),
             kind,
         })
     }
@@ -608,29 +630,30 @@ impl Entries {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let next = self
-            .iter
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next();
-        let Some(handle) = next else {
+        let Ok(mut state) = self.state.try_lock() else {
+            return Err(PyValueError::new_err("iterator already executing"));
+        };
+        let (iter, views) = &mut *state;
+        let Some(handle) = iter.next() else {
+            views.clear();
             return Ok(None);
         };
         Ok(Some(match self.kind {
             Kind::Keys => PyBytes::new(py, handle.key()).into_any(),
-            Kind::Values => new_memoryview(py, handle)?,
+            Kind::Values => views.view(py, &handle)?,
             Kind::Items => {
                 let key = PyBytes::new(py, handle.key()).into_any();
-                let value = new_memoryview(py, handle)?;
+                let value = views.view(py, &handle)?;
                 PyTuple::new(py, [key, value])?.into_any()
             }
         }))
     }
 
     fn __length_hint__(&self) -> usize {
-        self.iter
+        self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .size_hint()
             .1
             .unwrap_or(0)
