@@ -1,6 +1,7 @@
 //! `mmblob.Store`: a `DataStore` behind a Python mutable-mapping interface.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -31,10 +32,10 @@ pub struct Store {
 }
 
 impl Store {
-    /// The open store, or `ClosedError`.
-    fn store(&self, py: Python<'_>) -> PyResult<Arc<DataStore>> {
+    /// The open store, or `ClosedError`, held for the length of a call.
+    fn store(&self, py: Python<'_>) -> PyResult<Held> {
         match &*self.inner.read().unwrap_or_else(PoisonError::into_inner) {
-            Some(store) => Ok(Arc::clone(store)),
+            Some(store) => Ok(Held::new(Arc::clone(store))),
             None => Err(closed(py, &self.path)),
         }
     }
@@ -123,6 +124,14 @@ impl Store {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         self.forget_views();
+        if held_here() {
+            // Called back from Python code that runs inside a call of a store
+            // on this thread (a file's read() in write_stream, a generator
+            // of keys, a finalizer): waiting would wait for ourselves. The
+            // store goes when those calls return.
+            drop(taken);
+            return;
+        }
         if let Some(mut store) = taken {
             py.detach(|| {
                 loop {
@@ -540,6 +549,40 @@ impl Store {
             handle.as_slice().as_ptr() as usize,
             handle.len(),
         ))
+    }
+}
+
+thread_local! {
+    /// Store handles held by calls running on this thread.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True while a call on this thread holds a store handle.
+fn held_here() -> bool {
+    HELD.with(Cell::get) > 0
+}
+
+/// A store handle held by a running call (see `Store::close`).
+pub struct Held(Arc<DataStore>);
+
+impl Held {
+    fn new(store: Arc<DataStore>) -> Held {
+        HELD.with(|h| h.set(h.get() + 1));
+        Held(store)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get().saturating_sub(1)));
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = DataStore;
+
+    fn deref(&self) -> &DataStore {
+        &self.0
     }
 }
 
