@@ -390,6 +390,15 @@ impl MapViews {
         slice(&whole, range.start, range.end)
     }
 
+    /// The view of the whole map made last, with the address range of the
+    /// bytes it covers: `(start, end, view)`.
+    pub fn current(&self) -> Option<(usize, usize, &Py<PyAny>)> {
+        self.current.as_ref().map(|(map, len, whole)| {
+            let start = map.readable().as_ptr() as usize;
+            (start, start + *len as usize, whole)
+        })
+    }
+
     /// Forgets the view of the whole map (releasing the map if nothing else holds it).
     pub fn clear(&mut self) {
         self.current = None;

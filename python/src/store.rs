@@ -12,7 +12,7 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::buffer::{InBuffer, Lent, MapViews, new_memoryview, new_value};
+use crate::buffer::{InBuffer, Lent, MapViews, new_memoryview, new_value, slice};
 use crate::errors::{OrRaise, closed, damage_dict};
 use crate::keys::{Value, key, value};
 use crate::stack;
@@ -63,6 +63,44 @@ impl Store {
     fn forget_views(&self) {
         if let Ok(mut views) = self.views.try_lock() {
             views.clear();
+        }
+    }
+
+    /// A memoryview of the value of `key_obj`, or `None`.
+    ///
+    /// When the value lies in the map that the cached view of the whole map
+    /// covers, it is found by a borrowing lookup (no handle, no reference
+    /// count) and sliced out of that view. Comparing addresses is enough:
+    /// the cached view holds its map, so no other map can occupy those
+    /// addresses, and the bytes below its length stay as they are.
+    fn lookup_view<'py>(
+        &self,
+        py: Python<'py>,
+        key_obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key = key(key_obj)?;
+        if let Ok(views) = self.views.try_lock()
+            && let Some((start, end, whole)) = views.current()
+        {
+            let found = self
+                .with(py, |s| {
+                    s.read_with(&key, |v| (v.as_ptr() as usize, v.len()))
+                })?
+                .or_raise()?;
+            match found {
+                None => return Ok(None),
+                Some((addr, len)) if len > 0 && addr >= start && addr + len <= end => {
+                    let whole = whole.bind(py).clone();
+                    drop(views);
+                    let offset = (addr - start) as u64;
+                    return slice(&whole, offset, offset + len as u64).map(Some);
+                }
+                Some(_) => {}
+            }
+        }
+        match self.with(py, |s| s.read(&key))?.or_raise()? {
+            Some(handle) => self.view(py, &handle).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -203,8 +241,8 @@ impl Store {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.read_handle(py, key)? {
-            Some(handle) => self.view(py, &handle),
+        match self.lookup_view(py, key)? {
+            Some(view) => Ok(view),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -251,8 +289,8 @@ impl Store {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.read_handle(py, key)? {
-            Some(handle) => self.view(py, &handle),
+        match self.lookup_view(py, key)? {
+            Some(view) => Ok(view),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
