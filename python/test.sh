@@ -21,10 +21,10 @@ if [ ! -x "$venv/bin/python" ]; then
 fi
 py="$venv/bin/python"
 # Installs only what is missing, so a warm cache needs no network.
-if ! "$py" -c "import numpy, pytest" >/dev/null 2>&1 || ! [ -x "$venv/bin/maturin" ]; then
-    echo "python: installing maturin, numpy, pytest into $venv"
+if ! "$py" -c "import numpy, pytest, mypy" >/dev/null 2>&1 || ! [ -x "$venv/bin/maturin" ]; then
+    echo "python: installing maturin, numpy, pytest, mypy into $venv"
     "$py" -m pip install --quiet --upgrade pip
-    "$py" -m pip install --quiet "maturin>=1.5,<2" numpy pytest
+    "$py" -m pip install --quiet "maturin>=1.5,<2" numpy pytest mypy
 fi
 
 echo "python: building and installing the package (maturin develop --release)"
@@ -33,6 +33,9 @@ echo "python: building and installing the package (maturin develop --release)"
     . "$venv/bin/activate"
     maturin develop --release --quiet
 )
+
+echo "python: mypy --strict (the package and its stubs)"
+(cd "$here" && "$py" -m mypy --strict --no-error-summary mmblob)
 
 echo "python: pytest python/tests"
 set +e

@@ -96,7 +96,8 @@ class Store(_mmblob.StoreBase):
             raise ValueError(
                 f"value of {size} bytes is not a whole number of {dt.itemsize}-byte {dt} items"
             )
-        array = np.frombuffer(value, dtype=dt)
+        # numpy's stubs list a few buffer types; any buffer works at run time.
+        array: "np.ndarray" = np.frombuffer(value, dtype=dt)  # type: ignore[call-overload]
         if shape is not None:
             array = array.reshape(shape)
         return array
@@ -123,7 +124,7 @@ class Store(_mmblob.StoreBase):
 
     def setdefault(self, key: Key, default: Any = b"") -> memoryview:
         """``store[key]`` if present, else stores ``default`` and returns it as a view."""
-        view = self.get(key)
+        view: Optional[memoryview] = self.get(key)
         if view is None:
             self[key] = default
             view = self[key]
@@ -172,7 +173,7 @@ class ValueStream(io.RawIOBase):
             raise ValueError("I/O operation on closed stream")
         return self._view
 
-    def readinto(self, buffer: Any) -> int:  # type: ignore[override]
+    def readinto(self, buffer: Any) -> int:
         view = self._check()
         with memoryview(buffer) as target:
             target = target.cast("B")

@@ -11,14 +11,16 @@
 //! * [`InBuffer`] borrows the bytes of any C-contiguous buffer (`bytes`,
 //!   `bytearray`, `memoryview`, numpy arrays, `mmap`, ...) without copying.
 //! * [`new_value`] makes a read-only exporter, type `mmblob.Value`, that owns
-//!   an [`EntryHandle`] and lends its bytes to `memoryview` and numpy: the
+//!   an `Arc` of the map and lends a stored value (or the whole map) read-only to `memoryview` and numpy: the
 //!   bytes stay mapped for as long as any view of them exists.
 
 use std::ffi::{c_char, c_int, c_void};
 use std::mem::ManuallyDrop;
 use std::ptr;
 
-use mmblob_entry::EntryHandle;
+use std::sync::Arc;
+
+use mmblob_entry::{EntryHandle, Mapping};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::ffi;
 use pyo3::prelude::*;
@@ -165,26 +167,61 @@ fn type_name(obj: &Bound<'_, PyAny>) -> String {
         .map_or_else(|_| "?".to_owned(), |n| n.to_string())
 }
 
-/// Layout of a `mmblob.Value` object: the object header, then the handle.
+/// Bytes of a memory map, kept mapped by an `Arc` of it.
+pub struct Lent {
+    _map: Arc<Mapping>,
+    ptr: *const u8,
+    len: usize,
+}
+
+impl Lent {
+    /// The payload of `handle`.
+    pub fn entry(handle: &EntryHandle) -> Lent {
+        let bytes = handle.as_slice();
+        Lent {
+            _map: Arc::clone(handle.mapping()),
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    /// The whole readable prefix of `map` (file offsets `0..readable_len`).
+    pub fn whole(map: &Arc<Mapping>) -> Lent {
+        let bytes = map.readable();
+        Lent {
+            _map: Arc::clone(map),
+            ptr: bytes.as_ptr(),
+            len: bytes.len(),
+        }
+    }
+
+    fn as_slice(&self) -> &[u8] {
+        // SAFETY: `ptr..ptr + len` was a readable slice of the map when the
+        // `Lent` was made; the readable mark never goes down and bytes below
+        // it never change, and `_map` keeps the mapping alive.
+        unsafe { std::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+/// Layout of a `mmblob.Value` object: the object header, then the bytes.
 #[repr(C)]
 struct ValueObject {
     ob_base: ffi::PyObject,
-    handle: ManuallyDrop<EntryHandle>,
+    lent: ManuallyDrop<Lent>,
 }
 
-/// `bf_getbuffer`: lends the handle's bytes, read-only.
+/// `bf_getbuffer`: lends its bytes, read-only.
 unsafe extern "C" fn value_getbuffer(
     exporter: *mut ffi::PyObject,
     view: *mut RawBuffer,
     flags: c_int,
 ) -> c_int {
     // SAFETY: CPython calls this slot only on instances of the Value type,
-    // which `new_value` initialised; the handle lives until dealloc, and
+    // which `new_value` initialised; the bytes stay mapped until dealloc, and
     // every view holds a reference to the exporter (set by FillInfo), so the
     // bytes outlive every view.
     unsafe {
-        let handle = &(*exporter.cast::<ValueObject>()).handle;
-        let bytes = handle.as_slice();
+        let bytes = (*exporter.cast::<ValueObject>()).lent.as_slice();
         PyBuffer_FillInfo(
             view,
             exporter,
@@ -196,13 +233,13 @@ unsafe extern "C" fn value_getbuffer(
     }
 }
 
-/// `tp_dealloc`: drops the handle (and with it, maybe, the map).
+/// `tp_dealloc`: releases the bytes (and with them, maybe, the map).
 unsafe extern "C" fn value_dealloc(obj: *mut ffi::PyObject) {
     // SAFETY: called once, when the last reference goes; `new_value`
-    // initialised the handle, and no view exists any more (each holds a
+    // initialised the bytes, and no view exists any more (each holds a
     // reference). Heap-type instances own a reference to their type.
     unsafe {
-        ManuallyDrop::drop(&mut (*obj.cast::<ValueObject>()).handle);
+        ManuallyDrop::drop(&mut (*obj.cast::<ValueObject>()).lent);
         let tp = ffi::Py_TYPE(obj);
         let free = ffi::PyType_GetSlot(tp, ffi::Py_tp_free);
         let free: ffi::freefunc = std::mem::transmute(free);
@@ -279,28 +316,28 @@ pub fn value_type(py: Python<'_>) -> PyResult<&Bound<'_, PyType>> {
         .map(|t| t.bind(py))
 }
 
-/// A new `mmblob.Value` owning `handle`.
-pub fn new_value(py: Python<'_>, handle: EntryHandle) -> PyResult<Bound<'_, PyAny>> {
+/// A new `mmblob.Value` lending `lent`.
+pub fn new_value(py: Python<'_>, lent: Lent) -> PyResult<Bound<'_, PyAny>> {
     let tp = value_type(py)?;
     // SAFETY: `tp` is our heap type; GenericAlloc returns a zeroed instance
     // of `basicsize` bytes with a reference to the type, or NULL with an
-    // exception set. The handle is written before anything can see it.
+    // exception set. The bytes are written before anything can see it.
     unsafe {
         let obj = ffi::PyType_GenericAlloc(tp.as_ptr().cast::<ffi::PyTypeObject>(), 0);
         if obj.is_null() {
             return Err(PyErr::fetch(py));
         }
         ptr::write(
-            &raw mut (*obj.cast::<ValueObject>()).handle,
-            ManuallyDrop::new(handle),
+            &raw mut (*obj.cast::<ValueObject>()).lent,
+            ManuallyDrop::new(lent),
         );
         Ok(Bound::from_owned_ptr(py, obj))
     }
 }
 
-/// A read-only `memoryview` over `handle`'s bytes (no copy).
-pub fn new_memoryview(py: Python<'_>, handle: EntryHandle) -> PyResult<Bound<'_, PyAny>> {
-    let value = new_value(py, handle)?;
+/// A read-only `memoryview` over `lent` (no copy).
+pub fn new_memoryview(py: Python<'_>, lent: Lent) -> PyResult<Bound<'_, PyAny>> {
+    let value = new_value(py, lent)?;
     // SAFETY: `value` is a live exporter; the result is a new reference or
     // NULL with an exception set.
     unsafe {
@@ -309,5 +346,61 @@ pub fn new_memoryview(py: Python<'_>, handle: EntryHandle) -> PyResult<Bound<'_,
             return Err(PyErr::fetch(py));
         }
         Ok(Bound::from_owned_ptr(py, view))
+    }
+}
+
+/// `view[start:end]`: a new memoryview sharing `view`'s buffer (one small
+/// allocation, no call into the exporter).
+pub fn slice<'py>(view: &Bound<'py, PyAny>, start: u64, end: u64) -> PyResult<Bound<'py, PyAny>> {
+    let py = view.py();
+    let (start, end) = (
+        isize::try_from(start).map_err(|_| PyValueError::new_err("offset too large"))?,
+        isize::try_from(end).map_err(|_| PyValueError::new_err("offset too large"))?,
+    );
+    view.get_item(pyo3::types::PySlice::new(py, start, end, 1))
+}
+
+/// Read-only memoryviews of many values of one map, each a slice of one
+/// view of the whole map: cheaper than a `Value` and a view per value.
+#[derive(Default)]
+pub struct MapViews {
+    current: Option<(Arc<Mapping>, u64, Py<PyAny>)>,
+}
+
+impl MapViews {
+    /// A memoryview of `handle`'s payload.
+    pub fn view<'py>(
+        &mut self,
+        py: Python<'py>,
+        handle: &EntryHandle,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let range = handle.offset_range();
+        let whole = match &self.current {
+            Some((map, len, whole)) if Arc::ptr_eq(map, handle.mapping()) && range.end <= *len => {
+                whole.bind(py).clone()
+            }
+            _ => {
+                let lent = Lent::whole(handle.mapping());
+                let len = lent.len as u64;
+                let whole = new_memoryview(py, lent)?;
+                self.current = Some((Arc::clone(handle.mapping()), len, whole.clone().unbind()));
+                whole
+            }
+        };
+        slice(&whole, range.start, range.end)
+    }
+
+    /// The view of the whole map made last, with the address range of the
+    /// bytes it covers: `(start, end, view)`.
+    pub fn current(&self) -> Option<(usize, usize, &Py<PyAny>)> {
+        self.current.as_ref().map(|(map, len, whole)| {
+            let start = map.readable().as_ptr() as usize;
+            (start, start + *len as usize, whole)
+        })
+    }
+
+    /// Forgets the view of the whole map (releasing the map if nothing else holds it).
+    pub fn clear(&mut self) {
+        self.current = None;
     }
 }

@@ -1,6 +1,7 @@
 //! `mmblob.Store`: a `DataStore` behind a Python mutable-mapping interface.
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io::{self, Read};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -11,7 +12,7 @@ use pyo3::exceptions::{PyKeyError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList, PyString, PyTuple};
 
-use crate::buffer::{InBuffer, new_memoryview, new_value};
+use crate::buffer::{InBuffer, Lent, MapViews, new_memoryview, new_value, slice};
 use crate::errors::{OrRaise, closed, damage_dict};
 use crate::keys::{Value, key, value};
 use crate::stack;
@@ -24,15 +25,17 @@ use crate::stack;
 #[pyclass(frozen, subclass, module = "mmblob._mmblob", name = "StoreBase")]
 pub struct Store {
     inner: RwLock<Option<Arc<DataStore>>>,
+    /// Values are returned as slices of one view of the whole map.
+    views: Mutex<MapViews>,
     path: PathBuf,
     read_only: bool,
 }
 
 impl Store {
-    /// The open store, or `ClosedError`.
-    fn store(&self, py: Python<'_>) -> PyResult<Arc<DataStore>> {
+    /// The open store, or `ClosedError`, held for the length of a call.
+    fn store(&self, py: Python<'_>) -> PyResult<Held> {
         match &*self.inner.read().unwrap_or_else(PoisonError::into_inner) {
-            Some(store) => Ok(Arc::clone(store)),
+            Some(store) => Ok(Held::new(Arc::clone(store))),
             None => Err(closed(py, &self.path)),
         }
     }
@@ -43,6 +46,61 @@ impl Store {
         match &*self.inner.read().unwrap_or_else(PoisonError::into_inner) {
             Some(store) => Ok(f(store)),
             None => Err(closed(py, &self.path)),
+        }
+    }
+
+    /// A read-only memoryview of `handle`'s payload.
+    fn view<'py>(&self, py: Python<'py>, handle: &EntryHandle) -> PyResult<Bound<'py, PyAny>> {
+        // Never wait for the lock while holding the GIL: its holder may be
+        // waiting for the GIL (a finalizer run by the allocator released it).
+        match self.views.try_lock() {
+            Ok(mut views) => views.view(py, handle),
+            Err(_) => new_memoryview(py, Lent::entry(handle)),
+        }
+    }
+
+    /// Drops the view of the whole map, so that a replaced map can go.
+    fn forget_views(&self) {
+        if let Ok(mut views) = self.views.try_lock() {
+            views.clear();
+        }
+    }
+
+    /// A memoryview of the value of `key_obj`, or `None`.
+    ///
+    /// When the value lies in the map that the cached view of the whole map
+    /// covers, it is found by a borrowing lookup (no handle, no reference
+    /// count) and sliced out of that view. Comparing addresses is enough:
+    /// the cached view holds its map, so no other map can occupy those
+    /// addresses, and the bytes below its length stay as they are.
+    fn lookup_view<'py>(
+        &self,
+        py: Python<'py>,
+        key_obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let key = key(key_obj)?;
+        if let Ok(views) = self.views.try_lock()
+            && let Some((start, end, whole)) = views.current()
+        {
+            let found = self
+                .with(py, |s| {
+                    s.read_with(&key, |v| (v.as_ptr() as usize, v.len()))
+                })?
+                .or_raise()?;
+            match found {
+                None => return Ok(None),
+                Some((addr, len)) if len > 0 && addr >= start && addr + len <= end => {
+                    let whole = whole.bind(py).clone();
+                    drop(views);
+                    let offset = (addr - start) as u64;
+                    return slice(&whole, offset, offset + len as u64).map(Some);
+                }
+                Some(_) => {}
+            }
+        }
+        match self.with(py, |s| s.read(&key))?.or_raise()? {
+            Some(handle) => self.view(py, &handle).map(Some),
+            None => Ok(None),
         }
     }
 
@@ -88,6 +146,7 @@ impl Store {
         let opened = py.detach(|| options.open(&path)).or_raise()?;
         Ok(Store {
             inner: RwLock::new(Some(Arc::new(opened))),
+            views: Mutex::new(MapViews::default()),
             path,
             read_only,
         })
@@ -102,6 +161,15 @@ impl Store {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .take();
+        self.forget_views();
+        if held_here() {
+            // Called back from Python code that runs inside a call of a store
+            // on this thread (a file's read() in write_stream, a generator
+            // of keys, a finalizer): waiting would wait for ourselves. The
+            // store goes when those calls return.
+            drop(taken);
+            return;
+        }
         if let Some(mut store) = taken {
             py.detach(|| {
                 loop {
@@ -173,8 +241,8 @@ impl Store {
         py: Python<'py>,
         key: &Bound<'py, PyAny>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.read_handle(py, key)? {
-            Some(handle) => new_memoryview(py, handle),
+        match self.lookup_view(py, key)? {
+            Some(view) => Ok(view),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -221,8 +289,8 @@ impl Store {
         key: &Bound<'py, PyAny>,
         default: Option<Bound<'py, PyAny>>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        match self.read_handle(py, key)? {
-            Some(handle) => new_memoryview(py, handle),
+        match self.lookup_view(py, key)? {
+            Some(view) => Ok(view),
             None => Ok(default.unwrap_or_else(|| py.None().into_bound(py))),
         }
     }
@@ -240,7 +308,7 @@ impl Store {
         let list = PyList::empty(py);
         for handle in handles {
             match handle {
-                Some(handle) => list.append(new_memoryview(py, handle)?)?,
+                Some(handle) => list.append(self.view(py, &handle)?)?,
                 None => list.append(py.None())?,
             }
         }
@@ -252,7 +320,7 @@ impl Store {
     /// `KeyError` when missing. Used by `array`.
     fn value<'py>(&self, py: Python<'py>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         match self.read_handle(py, key)? {
-            Some(handle) => new_value(py, handle),
+            Some(handle) => new_value(py, Lent::entry(&handle)),
             None => Err(PyKeyError::new_err(key.clone().unbind())),
         }
     }
@@ -413,6 +481,7 @@ impl Store {
     fn compact<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let store = self.store(py)?;
         let stats = py.detach(|| store.compact()).or_raise()?;
+        self.forget_views();
         let d = PyDict::new(py);
         d.set_item("bytes_before", stats.bytes_before)?;
         d.set_item("bytes_after", stats.bytes_after)?;
@@ -521,6 +590,40 @@ impl Store {
     }
 }
 
+thread_local! {
+    /// Store handles held by calls running on this thread.
+    static HELD: Cell<usize> = const { Cell::new(0) };
+}
+
+/// True while a call on this thread holds a store handle.
+fn held_here() -> bool {
+    HELD.with(Cell::get) > 0
+}
+
+/// A store handle held by a running call (see `Store::close`).
+pub struct Held(Arc<DataStore>);
+
+impl Held {
+    fn new(store: Arc<DataStore>) -> Held {
+        HELD.with(|h| h.set(h.get() + 1));
+        Held(store)
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get().saturating_sub(1)));
+    }
+}
+
+impl std::ops::Deref for Held {
+    type Target = DataStore;
+
+    fn deref(&self) -> &DataStore {
+        &self.0
+    }
+}
+
 /// Adapts a Python binary file object to `Read` for `write_stream`.
 struct PyReader {
     file: Py<PyAny>,
@@ -588,14 +691,14 @@ enum Kind {
 /// (`bytes`), values (memoryviews) or `(key, value)` pairs.
 #[pyclass(frozen, module = "mmblob._mmblob", name = "EntryIterator")]
 pub struct Entries {
-    iter: Mutex<EntryIter>,
+    state: Mutex<(EntryIter, MapViews)>,
     kind: Kind,
 }
 
 impl Entries {
     fn new(iter: EntryIter, kind: Kind) -> PyResult<Self> {
         Ok(Entries {
-            iter: Mutex::new(iter),
+            state: Mutex::new((iter, MapViews::default())),
             kind,
         })
     }
@@ -608,29 +711,30 @@ impl Entries {
     }
 
     fn __next__<'py>(&self, py: Python<'py>) -> PyResult<Option<Bound<'py, PyAny>>> {
-        let next = self
-            .iter
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .next();
-        let Some(handle) = next else {
+        let Ok(mut state) = self.state.try_lock() else {
+            return Err(PyValueError::new_err("iterator already executing"));
+        };
+        let (iter, views) = &mut *state;
+        let Some(handle) = iter.next() else {
+            views.clear();
             return Ok(None);
         };
         Ok(Some(match self.kind {
             Kind::Keys => PyBytes::new(py, handle.key()).into_any(),
-            Kind::Values => new_memoryview(py, handle)?,
+            Kind::Values => views.view(py, &handle)?,
             Kind::Items => {
                 let key = PyBytes::new(py, handle.key()).into_any();
-                let value = new_memoryview(py, handle)?;
+                let value = views.view(py, &handle)?;
                 PyTuple::new(py, [key, value])?.into_any()
             }
         }))
     }
 
     fn __length_hint__(&self) -> usize {
-        self.iter
+        self.state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
+            .0
             .size_hint()
             .1
             .unwrap_or(0)

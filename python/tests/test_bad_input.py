@@ -240,3 +240,37 @@ def test_exception_hierarchy():
         mmblob.UsageError,
     ):
         assert issubclass(cls, mmblob.Error)
+
+
+def test_disk_full_is_an_os_error_with_errno_and_the_store_stays_usable(path):
+    # RLIMIT_FSIZE makes writes past 1 MiB fail with EFBIG, like a full disk.
+    import subprocess
+    import sys
+    import textwrap
+
+    code = textwrap.dedent(
+        """
+        import errno, resource, signal, sys, mmblob
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
+        s = mmblob.open(sys.argv[1])
+        s["small"] = b"x" * 1000
+        try:
+            s["big"] = b"y" * (2 << 20)
+        except OSError as e:
+            assert e.errno == errno.EFBIG, e
+            assert not isinstance(e, mmblob.Error)
+        else:
+            raise SystemExit("expected OSError")
+        assert "big" not in s
+        s["after"] = b"z" * 1000
+        s.close()
+        s = mmblob.open(sys.argv[1])
+        assert bytes(s["small"]) == b"x" * 1000 and bytes(s["after"]) == b"z" * 1000
+        assert "big" not in s
+        print("ok")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"

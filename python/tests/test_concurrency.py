@@ -159,3 +159,32 @@ def test_sigkilled_writer_loses_nothing_acknowledged(path):
             present = [f"b{i}-{j}" in s for j in range(5)]
             assert all(present) or not any(present), (i, present)
         assert s.verify()["ok"]
+
+
+def test_close_from_python_code_called_by_the_store_does_not_hang(path):
+    s = mmblob.open(path)
+
+    class ClosesTheStore:
+        def __init__(self):
+            self.chunks = [b"a" * 1000, b"b" * 1000]
+
+        def read(self, n):
+            s.close()
+            return self.chunks.pop(0) if self.chunks else b""
+
+    # The running write finishes; the store is closed when it returns.
+    assert s.write_stream("k", ClosesTheStore()) == 2000
+    assert s.closed
+
+    def keys_that_close(store):
+        yield "k"
+        store.close()
+        yield "k"
+
+    with mmblob.open(path) as s2:
+        assert bytes(s2["k"]) == b"a" * 1000 + b"b" * 1000
+        out = s2.stack(keys_that_close(s2), "u1", 2000)
+        assert out.shape == (2, 2000)
+        assert s2.closed
+    with mmblob.open(path) as s3:  # every lock was released
+        assert len(s3) == 1

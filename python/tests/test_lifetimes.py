@@ -76,3 +76,52 @@ def test_many_views_are_freed(store):
     for _ in range(100_000):
         store["k"]
     gc.collect()
+
+
+def test_views_race_compaction_overwrites_and_close(path):
+    import threading
+
+    s = mmblob.open(path)
+    n = 64
+    s.update({f"k{i}": np.full(512, i, dtype=np.int64) for i in range(n)})
+    stop = threading.Event()
+    failures = []
+    held = [[] for _ in range(4)]
+
+    def reader(t):
+        rng = np.random.default_rng(t)
+        try:
+            while not stop.is_set():
+                i = int(rng.integers(0, n))
+                try:
+                    a = s.array(f"k{i}", np.int64)
+                    m = s[f"k{i}"]
+                except mmblob.ClosedError:
+                    break
+                if not ((a == i).all() and np.frombuffer(m, np.int64)[-1] == i):
+                    failures.append(("fresh", i))
+                held[t].append((i, a, m))
+                if len(held[t]) > 200:
+                    held[t] = held[t][100:]
+                for j, old_a, old_m in held[t][::17]:
+                    if old_a[0] != j or np.frombuffer(old_m, np.int64)[0] != j:
+                        failures.append(("held", j))
+        except Exception as e:  # pragma: no cover - reported below
+            failures.append(e)
+
+    threads = [threading.Thread(target=reader, args=(t,)) for t in range(4)]
+    for t in threads:
+        t.start()
+    for round in range(20):
+        s.update({f"k{i}": np.full(512, i, dtype=np.int64) for i in range(0, n, 3)})
+        s["pad"] = np.zeros(100_000, dtype=np.uint8)  # grows the file: re-maps
+        s.compact()
+    s.close()
+    stop.set()
+    for t in threads:
+        t.join(timeout=60)
+    assert not failures, failures[:5]
+    # Views taken before close, across many maps, still read their bytes.
+    for views in held:
+        for j, a, m in views:
+            assert (a == j).all() and (np.frombuffer(m, np.int64) == j).all()

@@ -21,11 +21,29 @@ def test_array_points_into_the_map(store):
     assert not a.flags.writeable and not a.flags.owndata
 
 
+def address(view):
+    return np.frombuffer(view, dtype=np.uint8).__array_interface__["data"][0]
+
+
 def test_memoryview_points_into_the_map(store):
     store["v"] = b"x" * 100
     _, _, value_addr, _ = store._locate("v")
-    view = np.frombuffer(store["v"], dtype=np.uint8)
-    assert view.__array_interface__["data"][0] == value_addr
+    # The first read makes the view of the map, later ones slice it.
+    assert address(store["v"]) == value_addr
+    assert address(store["v"]) == value_addr
+    assert address(store.get("v")) == value_addr
+    # After appends (and a re-map when the file outgrows its reservation),
+    # reads still land on each value's own bytes.
+    for i in range(3):
+        store[f"w{i}"] = bytes([i]) * (1 << 20)
+        for key in ("v", f"w{i}"):
+            _, _, addr, length = store._locate(key)
+            got = store[key]
+            assert address(got) == addr and len(got) == length
+            assert address(store[key]) == addr
+    store.compact()
+    _, _, addr, _ = store._locate("w1")
+    assert address(store["w1"]) == addr and bytes(store["w1"][:2]) == b"\x01\x01"
 
 
 def test_two_reads_share_memory(store):
