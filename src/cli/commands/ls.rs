@@ -28,10 +28,7 @@ struct Listed {
 pub fn run(store_path: &Path, args: &LsArgs, json: bool) -> CliResult {
     let db = store::open_read_only(store_path)?;
     let prefix = args.prefix.as_deref().map_or(&[][..], |p| p.as_bytes());
-    let mut entries: Vec<_> = db
-        .iter_entries()
-        .filter(|e| e.key().starts_with(prefix))
-        .collect();
+    let mut entries: Vec<_> = db.entries_with_prefix(prefix).collect();
     entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     let mut out = Out::new();
     if json {
