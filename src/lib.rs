@@ -115,9 +115,9 @@
 //! [`format`](mod@format) for the constants and codecs.
 
 pub use mmblob_engine::{
-    BackupStats, CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryInfo,
-    EntryIter, EntryStream, Error, Namespace, OpenOptions, PrefixIter, Reader, Result, StoreStats,
-    VerifyReport, namespace,
+    BackupStats, BatchBytes, BatchOutcome, CompactStats, Damage, DamageKind, DataStore, Durability,
+    EntryHandle, EntryInfo, EntryIter, EntryStream, Error, Namespace, OpenOptions, PrefixIter,
+    Reader, Result, StoreStats, VerifyReport, WriteBatch, namespace,
 };
 pub use mmblob_entry::{checksum, display_key, format};
 

@@ -36,7 +36,13 @@ macro_rules! help_with_examples {
     about = "A memory-mapped, zero-copy, append-only blob store in one file",
     long_about = "A memory-mapped, zero-copy, append-only blob store in one file.\n\n\
         Values are stored under keys (any bytes; file paths work well) and read back \
-        as slices of a memory map. Try `mmblob demo` to see it at work.",
+        as slices of a memory map. Try `mmblob demo` to see it at work.\n\n\
+        Keys on the command line: an argument of `0x` followed by an even number of hex \
+        digits names the key with those bytes, which is how `ls` shows keys that are not \
+        printable text (and keys that themselves look like `0x` and hex digits), so every \
+        key `ls` prints can be given back. `--raw-keys` takes key arguments as they are.\n\n\
+        Commands that change the store (put, del, import, compact) sync it to stable \
+        storage (fdatasync) before they report success; `--no-sync` skips that.",
     after_help = concat!(
         "Examples:\n",
         "  mmblob demo                       # a million entries and a 1 GiB value, timed\n",
@@ -56,7 +62,8 @@ pub struct Args {
         value_name = "PATH"
     )]
     pub store: Option<PathBuf>,
-    /// Print JSON (ls, stat, verify, compact, info, backup, demo), with sizes in bytes
+    /// Print a JSON report on standard output, with sizes in bytes (every command;
+    /// `get` only with `-o FILE`, since its standard output is the value)
     #[arg(long, global = true)]
     pub json: bool,
     /// What to do
@@ -84,11 +91,12 @@ pub enum Command {
         "RUST_LOG=mmblob=info mmblob demo     # with the library's log events",
     ))]
     Demo(DemoArgs),
-    /// Store a value: the bytes of FILE, or of standard input, streamed
+    /// Store a value: the bytes of FILE, or of standard input, streamed; synced before it reports success
     #[command(after_help = help_with_examples!(
         "mmblob put config.toml ./config.toml",
         "tar c photos | mmblob put backups/photos.tar",
         "echo hello | mmblob --store greetings.mmblob put hi",
+        "mmblob --json put 0x00ff ./two-bytes-key.bin   # key given in hex",
     ))]
     Put(PutArgs),
     /// Write a value to standard output or to a file, streamed, after checking its checksum
@@ -96,12 +104,15 @@ pub enum Command {
         "mmblob get config.toml",
         "mmblob get backups/photos.tar | tar x",
         "mmblob get photos/cat.jpg -o cat.jpg",
+        "mmblob get 0xff00 -o value.bin         # a key ls shows in hex",
+        "mmblob --json get photos/cat.jpg -o cat.jpg",
     ))]
     Get(GetArgs),
-    /// Delete keys
+    /// Delete keys; synced before it reports success
     #[command(after_help = help_with_examples!(
         "mmblob del old-report.pdf",
         "mmblob del a b c --force            # no error for keys that do not exist",
+        "mmblob del --raw-keys 0xab          # the key spelled 0, x, a, b",
     ))]
     Del(DelArgs),
     /// List keys, sorted (with --long: size and file offset too)
@@ -121,19 +132,25 @@ pub enum Command {
         "mmblob --json verify",
     ))]
     Verify,
-    /// Rewrite the live entries into a new file, giving back overwritten and deleted space
-    #[command(after_help = help_with_examples!("mmblob compact", "mmblob --json compact"))]
-    Compact,
-    /// Store every file under DIR, keyed by its path relative to DIR
+    /// Rewrite the live entries into a new file, giving back overwritten and deleted space; synced
+    #[command(after_help = help_with_examples!(
+        "mmblob compact",
+        "mmblob --json compact",
+        "mmblob compact                     # Ctrl-C stops it at once; the store stays as it was",
+    ))]
+    Compact(CompactArgs),
+    /// Store every file under DIR, keyed by its path relative to DIR; unchanged values are skipped, so an interrupted import can be run again
     #[command(after_help = help_with_examples!(
         "mmblob import ./assets             # assets/img/a.png becomes key img/a.png",
         "mmblob --store site.mmblob import public",
+        "mmblob import ./assets --skip-errors   # go on past unreadable files, list them at the end",
     ))]
     Import(ImportArgs),
     /// Write every value to a file under DIR named by its key (the reverse of import); damaged values are skipped
     #[command(after_help = help_with_examples!(
         "mmblob export ./restored",
         "mmblob export ./photos --prefix photos/",
+        "mmblob --json export ./restored",
     ))]
     Export(ExportArgs),
     /// Rename a key (atomic; a value under the new key is replaced)
@@ -181,23 +198,47 @@ pub struct DemoArgs {
     pub size_mb: u64,
 }
 
+/// `--no-sync`, shared by the commands that change the store.
+#[derive(Debug, Clone, Copy, ClapArgs)]
+pub struct SyncArgs {
+    /// Return without syncing: by default the command reports success only once what it
+    /// wrote is on stable storage (fdatasync), so a power cut right after cannot lose it
+    #[arg(long)]
+    pub no_sync: bool,
+}
+
+/// `--raw-keys`, shared by the commands that take keys.
+#[derive(Debug, Clone, Copy, ClapArgs)]
+pub struct KeyArgs {
+    /// Take key arguments as they are, even those that read as `0x` and hex digits
+    #[arg(long, visible_alias = "raw-key")]
+    pub raw_keys: bool,
+}
+
 /// Arguments of `mmblob put`.
 #[derive(Debug, ClapArgs)]
 pub struct PutArgs {
-    /// Key to store the value under
+    /// Key to store the value under (`0x` + hex digits: the key with those bytes)
     pub key: OsString,
     /// File to read the value from [default: standard input]
     pub file: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 /// Arguments of `mmblob get`.
 #[derive(Debug, ClapArgs)]
 pub struct GetArgs {
-    /// Key of the value
+    /// Key of the value (`0x` + hex digits: the key with those bytes)
     pub key: OsString,
-    /// Write the value to this file instead of standard output
+    /// Write the value to this file instead of standard output (through a temporary file
+    /// renamed into place, so a failure leaves an existing FILE as it was)
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
     /// Do not check the value's checksum first (faster; damaged bytes are written as they are)
     #[arg(long)]
     pub no_verify: bool,
@@ -206,23 +247,29 @@ pub struct GetArgs {
 /// Arguments of `mmblob del`.
 #[derive(Debug, ClapArgs)]
 pub struct DelArgs {
-    /// Keys to delete
+    /// Keys to delete (`0x` + hex digits: the key with those bytes)
     #[arg(required = true)]
     pub keys: Vec<OsString>,
     /// Do not fail when a key does not exist
     #[arg(long, short = 'f')]
     pub force: bool,
+    #[command(flatten)]
+    pub key_args: KeyArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 /// Arguments of `mmblob ls`.
 #[derive(Debug, ClapArgs)]
 pub struct LsArgs {
-    /// Only keys that start with these bytes
+    /// Only keys that start with these bytes (`0x` + hex digits: those bytes)
     #[arg(long, short = 'p', value_name = "P")]
     pub prefix: Option<OsString>,
     /// Show each value's size and its offset in the store file
     #[arg(long, short = 'l')]
     pub long: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// Arguments of `mmblob import`.
@@ -230,6 +277,19 @@ pub struct LsArgs {
 pub struct ImportArgs {
     /// Directory to import
     pub dir: PathBuf,
+    /// Go on past files that cannot be read, list them at the end and exit with status 1
+    /// (what was readable is stored; run the import again once they are fixed)
+    #[arg(long)]
+    pub skip_errors: bool,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Arguments of `mmblob compact`.
+#[derive(Debug, ClapArgs)]
+pub struct CompactArgs {
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 /// Arguments of `mmblob export`.
@@ -237,27 +297,33 @@ pub struct ImportArgs {
 pub struct ExportArgs {
     /// Directory to write the files into (created if missing)
     pub dir: PathBuf,
-    /// Only keys that start with these bytes
+    /// Only keys that start with these bytes (`0x` + hex digits: those bytes)
     #[arg(long, short = 'p', value_name = "P")]
     pub prefix: Option<OsString>,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// Arguments of `mmblob mv`.
 #[derive(Debug, ClapArgs)]
 pub struct MvArgs {
-    /// Key to move
+    /// Key to move (`0x` + hex digits: the key with those bytes)
     pub old: OsString,
     /// New key
     pub new: OsString,
     /// Fail (and move nothing) when NEW already exists
     #[arg(long, short = 'n')]
     pub no_clobber: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 /// Arguments of `mmblob cp`.
 #[derive(Debug, ClapArgs)]
 pub struct CpArgs {
-    /// Key to copy
+    /// Key to copy (`0x` + hex digits: the key with those bytes)
     pub key: OsString,
     /// Key of the copy [default: the same key, with --to]
     pub new: Option<OsString>,
@@ -267,13 +333,19 @@ pub struct CpArgs {
     /// Fail (and copy nothing) when the destination key already exists
     #[arg(long, short = 'n')]
     pub no_clobber: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
 }
 
 /// Arguments of `mmblob info`.
 #[derive(Debug, ClapArgs)]
 pub struct InfoArgs {
-    /// Key of the value
+    /// Key of the value (`0x` + hex digits: the key with those bytes)
     pub key: OsString,
+    #[command(flatten)]
+    pub keys: KeyArgs,
 }
 
 /// Arguments of `mmblob backup`.

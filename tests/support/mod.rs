@@ -9,3 +9,4 @@ pub mod child;
 pub mod fuzz_checks;
 pub mod limits;
 pub mod rng;
+pub mod strace;

@@ -8,6 +8,7 @@
 
 mod append;
 mod backup;
+mod batch;
 mod close;
 mod compact;
 mod damage;
@@ -38,6 +39,7 @@ pub mod error {
 }
 
 pub use backup::BackupStats;
+pub use batch::{BatchBytes, BatchOutcome, WriteBatch};
 pub use compact::CompactStats;
 pub use damage::{Damage, DamageKind, VerifyReport};
 pub use error::{Error, Result};

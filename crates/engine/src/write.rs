@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 
 use mmblob_entry::EntryHandle;
 use mmblob_entry::checksum::EntryCrc;
-use mmblob_entry::format::{MAX_VALUE_LEN, TRAILER_LEN, Trailer, align_up};
+use mmblob_entry::format::{TRAILER_LEN, Trailer, align_up};
 use tracing::error;
 
-use crate::append::{Appended, Appender, check_key, copied_len};
+use crate::append::{Appended, Appender, check_key};
 use crate::error::{Error, Result};
 use crate::index::Change;
 use crate::options::Durability;
@@ -49,35 +49,11 @@ impl DataStore {
 
     /// [`DataStore::batch_write`] that accepts namespaced keys.
     pub(crate) fn batch_write_raw(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
-        self.check_writable("write")?;
-        for (key, value) in entries {
-            check_key(key)?;
-            if value.len() as u64 > MAX_VALUE_LEN {
-                return Err(Error::ValueTooLarge {
-                    len: value.len() as u64,
-                });
-            }
-        }
-        let mut state = self.lock_state();
-        if entries.is_empty() {
-            return Ok(state.tail);
-        }
-        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
-        let copied = entries
-            .iter()
-            .map(|(key, value)| {
-                prefetch_small(value);
-                key.len() + copied_len(value)
-            })
-            .sum();
-        appender.reserve(entries.len(), copied);
-        for (i, (key, value)) in entries.iter().enumerate() {
-            appender.push(key, value, false, i + 1 < entries.len(), i);
-        }
-        let end = self.commit(&mut state, &appender, |i| entries[i].0)?;
-        let epoch = state.epoch;
-        drop(state);
-        self.make_durable(end, epoch)
+        self.apply_batch("write", entries.len(), |i| {
+            let (key, value) = entries[i];
+            (key, Some(value))
+        })
+        .map(|outcome| outcome.end)
     }
 
     /// Deletes `key`; returns whether it existed. Writes nothing if it did not.
@@ -93,29 +69,8 @@ impl DataStore {
     /// # Errors
     /// As [`DataStore::delete`].
     pub fn batch_delete(&self, keys: &[&[u8]]) -> Result<usize> {
-        self.check_writable("delete")?;
-        for key in keys {
-            check_key(key)?;
-        }
-        let mut state = self.lock_state();
-        let mut live: Vec<&[u8]> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !live.contains(key) && self.index.contains(self.hash(key), key) {
-                live.push(key);
-            }
-        }
-        if live.is_empty() {
-            return Ok(0);
-        }
-        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
-        for (i, key) in live.iter().enumerate() {
-            appender.push(key, &[], true, i + 1 < live.len(), i);
-        }
-        let end = self.commit(&mut state, &appender, |i| live[i])?;
-        let epoch = state.epoch;
-        drop(state);
-        self.make_durable(end, epoch)?;
-        Ok(live.len())
+        self.apply_batch("delete", keys.len(), |i| (keys[i], None))
+            .map(|outcome| outcome.deleted)
     }
 
     /// Moves the value of `old` to `new` in one atomic step; a value already
@@ -124,26 +79,8 @@ impl DataStore {
     /// # Errors
     /// [`Error::KeyNotFound`] when `old` does not exist, and as [`DataStore::write`].
     pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
-        self.check_writable("rename")?;
-        check_key(old)?;
-        check_key(new)?;
         crate::namespace::refuse_reserved(new)?;
-        let mut state = self.lock_state();
-        let Some((map, end)) = self.index.get(self.hash(old), old) else {
-            return Err(Error::KeyNotFound { key: old.to_vec() });
-        };
-        if old == new {
-            return Ok(());
-        }
-        let value = mmblob_entry::EntryHandle::at(map, end)?;
-        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
-        appender.push(new, value.as_slice(), false, true, 0);
-        appender.push(old, &[], true, false, 1);
-        let keys = [new, old];
-        let end = self.commit(&mut state, &appender, |i| keys[i])?;
-        let epoch = state.epoch;
-        drop(state);
-        self.make_durable(end, epoch).map(drop)
+        self.rename_batch(old, new)
     }
 
     /// Copies the value of `key` into `target` under the same key, streaming
@@ -328,25 +265,44 @@ impl DataStore {
     ) -> Result<u64> {
         self.cut_failed_append(state)?;
         let prev_end = state.tail;
-        // Grow the map before writing: once written, the entries are valid
-        // and a reader in another process may map them, so failing to map
-        // afterwards would cut off bytes that reader already uses (SIGBUS).
-        self.reserve_map(state, appender.end())?;
-        if let Err(e) = appender.write_to(&state.file) {
-            return Err(self.roll_back(state, prev_end, io_err(&self.path, "appending to", e)));
-        }
+        self.append(state, appender, prev_end)?;
         self.publish(state, appender.entries(), key_of);
         Ok(appender.end())
     }
 
+    /// Writes the entries of `appender` after whatever is already written
+    /// past the tail, without making them visible. On failure the file is
+    /// cut back to `prev_end` (the tail before the whole batch began) and
+    /// the error is returned.
+    pub(crate) fn append(
+        &self,
+        state: &mut State,
+        appender: &Appender<'_>,
+        prev_end: u64,
+    ) -> Result<()> {
+        // Grow the map before writing: once written, the entries are valid
+        // and a reader in another process may map them, so failing to map
+        // afterwards would cut off bytes that reader already uses (SIGBUS).
+        if let Err(e) = self.reserve_map(state, appender.end()) {
+            return Err(self.roll_back(state, prev_end, e));
+        }
+        if let Err(e) = appender.write_to(&state.file) {
+            return Err(self.roll_back(state, prev_end, io_err(&self.path, "appending to", e)));
+        }
+        Ok(())
+    }
+
     /// Exposes appended entries to readers: map, index, totals, tail. The
-    /// caller reserved the map for them before writing (see `commit`).
-    fn publish<'k>(
+    /// caller reserved the map for them before writing (see `append`).
+    pub(crate) fn publish<'k>(
         &self,
         state: &mut State,
         entries: &[Appended],
         key_of: impl Fn(usize) -> &'k [u8],
     ) {
+        /// Index changes built at a time: a large batch does not need a
+        /// second list as long as itself.
+        const CHANGES_AT_ONCE: usize = 4096;
         let Some(last) = entries.last() else {
             return;
         };
@@ -354,30 +310,31 @@ impl DataStore {
         // are committed: mmblob never changes or truncates them.
         unsafe { state.map.extend_readable(last.end) };
         let map = Arc::clone(&state.map);
-        let changes: Vec<Change<'_>> = entries
-            .iter()
-            .map(|entry| Change {
+        let mut changes: Vec<Change<'_>> = Vec::with_capacity(entries.len().min(CHANGES_AT_ONCE));
+        for few in entries.chunks(CHANGES_AT_ONCE) {
+            changes.clear();
+            changes.extend(few.iter().map(|entry| Change {
                 hash: entry.hash,
                 end: entry.end,
                 tombstone: entry.tombstone,
                 key: key_of(entry.position),
                 payload_len: entry.payload_len,
                 size: entry.size,
-            })
-            .collect();
-        self.index.apply(&mut state.live, map.readable(), &changes);
+            }));
+            self.index.apply(&mut state.live, map.readable(), &changes);
+        }
         state.tail = last.end;
         self.tail.store(last.end, Ordering::Release);
     }
 
     /// Cuts the file back to `prev_end` after a failed append and returns `err`.
-    fn roll_back(&self, state: &mut State, prev_end: u64, err: Error) -> Error {
+    pub(crate) fn roll_back(&self, state: &mut State, prev_end: u64, err: Error) -> Error {
         error!(path = %self.path.display(), error = %err, "append failed; nothing of it is visible");
         state.needs_truncate = state.file.set_len(prev_end).is_err();
         err
     }
 
-    fn cut_failed_append(&self, state: &mut State) -> Result<()> {
+    pub(crate) fn cut_failed_append(&self, state: &mut State) -> Result<()> {
         if state.needs_truncate {
             state
                 .file
@@ -389,7 +346,7 @@ impl DataStore {
     }
 
     /// Applies the store's durability to a write that ended at `end`.
-    fn make_durable(&self, end: u64, epoch: u64) -> Result<u64> {
+    pub(crate) fn make_durable(&self, end: u64, epoch: u64) -> Result<u64> {
         if self.options.durability == Durability::Sync {
             self.sync_through(epoch, end)?;
         }
@@ -429,15 +386,5 @@ fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
         }
-    }
-}
-
-/// Starts loading a short value's cache lines: encoding a batch then finds
-/// its values in cache instead of waiting on each in turn.
-fn prefetch_small(value: &[u8]) {
-    const SHORT: usize = 256;
-    if let (Some(first), Some(last), true) = (value.first(), value.last(), value.len() <= SHORT) {
-        mmblob_entry::prefetch(first);
-        mmblob_entry::prefetch(last);
     }
 }

@@ -28,14 +28,15 @@ struct InfoJson {
 
 /// Runs `info`.
 pub fn run(store_path: &Path, args: &InfoArgs, json: bool) -> CliResult {
-    let key = store::key_bytes(&args.key)?;
+    let key = store::key_bytes(&args.key, args.keys.raw_keys)?;
+    let key = key.as_slice();
     let db = store::open_read_only(store_path)?;
     let info = db
         .entry_info(key)
         .map_err(|e| CliError::store(store_path, e))?
         .ok_or_else(|| CliError::key_not_found(store_path, key))?;
     let report = InfoJson {
-        key: String::from_utf8_lossy(key).into_owned(),
+        key: output::key(key),
         key_hex: output::hex(key),
         size: info.len,
         payload_offset: info.payload_range.start,

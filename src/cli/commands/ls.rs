@@ -1,6 +1,5 @@
 //! `mmblob ls [--prefix P] [--long]`: list keys.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -27,8 +26,11 @@ struct Listed {
 /// Runs `ls`.
 pub fn run(store_path: &Path, args: &LsArgs, json: bool) -> CliResult {
     let db = store::open_read_only(store_path)?;
-    let prefix = args.prefix.as_deref().map_or(&[][..], |p| p.as_bytes());
-    let mut entries: Vec<_> = db.entries_with_prefix(prefix).collect();
+    let prefix = args
+        .prefix
+        .as_deref()
+        .map_or_else(Vec::new, |p| store::key_arg(p, args.keys.raw_keys));
+    let mut entries: Vec<_> = db.entries_with_prefix(&prefix).collect();
     entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     let mut out = Out::new();
     if json {
