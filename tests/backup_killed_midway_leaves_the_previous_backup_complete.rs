@@ -73,17 +73,27 @@ fn sigkill_during_backup_leaves_the_previous_backup_openable_and_complete() {
     let mut rng = Rng::new(7);
     let mut acked: BTreeSet<String> = BTreeSet::new();
     let mut kinds = BTreeSet::new();
+    // Kills that landed inside a backup: the backup is longer than the
+    // last acknowledged one (an append under way) or a full copy's
+    // temporary file is left.
+    let mut mid_backup = 0;
+    let mut last_to = 0u64;
     for round in 0..ROUNDS {
         let mut proc = child::spawn("child_backing_up", "backup", &path, round);
         // Let it run through a few backups, then kill it at a random moment.
         let wanted = 1 + rng.below(4);
         for _ in 0..wanted {
             let event = proc.expect_event("a backup");
-            record(&event, &mut acked, &mut kinds);
+            record(&event, &mut acked, &mut kinds, &mut last_to);
         }
         std::thread::sleep(Duration::from_millis(rng.below(40)));
         for event in proc.kill_and_drain() {
-            record(&event, &mut acked, &mut kinds);
+            record(&event, &mut acked, &mut kinds, &mut last_to);
+        }
+        let temp = backup.with_file_name(".store.backup.backup");
+        let len = std::fs::metadata(&backup).map_or(0, |m| m.len());
+        if temp.exists() || len != last_to {
+            mid_backup += 1;
         }
         // The backup opens (read-only: a restore would open it as is) and
         // holds everything acknowledged, intact.
@@ -103,6 +113,7 @@ fn sigkill_during_backup_leaves_the_previous_backup_openable_and_complete() {
         kinds.contains("true") && kinds.contains("false"),
         "{kinds:?}"
     );
+    eprintln!("{mid_backup} of {ROUNDS} kills landed inside a backup");
     // The next backup after all those kills is exact.
     let store = DataStore::open(&path).unwrap();
     store.backup_to(&backup).unwrap();
@@ -112,11 +123,16 @@ fn sigkill_during_backup_leaves_the_previous_backup_openable_and_complete() {
     );
 }
 
-fn record(event: &str, acked: &mut BTreeSet<String>, kinds: &mut BTreeSet<String>) {
+fn record(
+    event: &str,
+    acked: &mut BTreeSet<String>,
+    kinds: &mut BTreeSet<String>,
+    last_to: &mut u64,
+) {
     let mut parts = event.split(' ');
     assert_eq!(parts.next(), Some("backup"), "{event}");
     kinds.insert(parts.next().unwrap().to_owned());
-    let _to = parts.next();
+    *last_to = parts.next().unwrap().parse().unwrap();
     for key in parts.next().unwrap().split(',') {
         acked.insert(key.to_owned());
     }

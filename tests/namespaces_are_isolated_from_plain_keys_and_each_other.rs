@@ -232,3 +232,42 @@ fn namespaced_entries_survive_compaction_and_batches_are_atomic_per_call() {
     keys.sort();
     assert_eq!(keys, vec![b"x".to_vec(), b"y".to_vec()]);
 }
+
+#[test]
+fn streams_renames_metadata_and_prefixes_stay_inside_the_namespace() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DataStore::open(dir.path().join("s")).unwrap();
+    let ns = store.namespace("media").unwrap();
+    let big = vec![5u8; 3 << 20];
+    ns.write_stream(b"video/1", &mut big.as_slice()).unwrap();
+    ns.write_stream(b"video/empty", &mut &b""[..]).unwrap();
+    store.write(b"video/1", b"plain").unwrap();
+    assert_eq!(ns.read(b"video/1").unwrap().unwrap().len(), big.len());
+    assert!(ns.read(b"video/empty").unwrap().unwrap().is_empty());
+
+    ns.rename(b"video/1", b"video/2").unwrap();
+    assert!(!ns.exists(b"video/1").unwrap());
+    assert_eq!(ns.read(b"video/2").unwrap().unwrap().len(), big.len());
+    assert_eq!(value(&store.read(b"video/1").unwrap().unwrap()), b"plain");
+    assert!(matches!(
+        ns.rename(b"missing", b"x"),
+        Err(Error::KeyNotFound { .. })
+    ));
+
+    let info = ns.entry_info(b"video/2").unwrap().unwrap();
+    assert_eq!(info.len, big.len() as u64);
+    assert_eq!(info.key, namespaced_key("media", b"video/2"));
+    assert!(ns.entry_info(b"video/1").unwrap().is_none());
+
+    let listed: Vec<Vec<u8>> = ns
+        .entries_with_prefix(b"video/")
+        .map(|e| ns.key_of(e.key()).unwrap().to_vec())
+        .collect();
+    assert_eq!(listed.len(), 2);
+    assert_eq!(ns.keys_with_prefix(b"video/2").count(), 1);
+    assert_eq!(
+        store.keys_with_prefix(b"video/").count(),
+        1,
+        "the plain key"
+    );
+}

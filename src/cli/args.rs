@@ -153,6 +153,28 @@ pub enum Command {
         "mmblob --json export ./restored",
     ))]
     Export(ExportArgs),
+    /// Rename a key (atomic; a value under the new key is replaced)
+    #[command(after_help = help_with_examples!(
+        "mmblob mv draft.txt final.txt",
+        "mmblob mv a b --no-clobber          # fail instead of replacing b",
+    ))]
+    Mv(MvArgs),
+    /// Copy a value under a new key, or into another store
+    #[command(after_help = help_with_examples!(
+        "mmblob cp model.bin model-backup.bin",
+        "mmblob cp model.bin --to archive.mmblob",
+        "mmblob cp model.bin v1/model.bin --to archive.mmblob",
+    ))]
+    Cp(CpArgs),
+    /// Show a value's size, file offsets, checksum and key hash without reading it
+    #[command(after_help = help_with_examples!("mmblob info photos/cat.jpg", "mmblob --json info photos/cat.jpg"))]
+    Info(InfoArgs),
+    /// Copy the store to DEST while writers go on; later backups append only new bytes
+    #[command(after_help = help_with_examples!(
+        "mmblob backup /mnt/backups/data.mmblob",
+        "mmblob --json backup data.bak | jq '.from, .to'",
+    ))]
+    Backup(BackupArgs),
 }
 
 /// Arguments of `mmblob demo`.
@@ -280,4 +302,55 @@ pub struct ExportArgs {
     pub prefix: Option<OsString>,
     #[command(flatten)]
     pub keys: KeyArgs,
+}
+
+/// Arguments of `mmblob mv`.
+#[derive(Debug, ClapArgs)]
+pub struct MvArgs {
+    /// Key to move (`0x` + hex digits: the key with those bytes)
+    pub old: OsString,
+    /// New key
+    pub new: OsString,
+    /// Fail (and move nothing) when NEW already exists
+    #[arg(long, short = 'n')]
+    pub no_clobber: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Arguments of `mmblob cp`.
+#[derive(Debug, ClapArgs)]
+pub struct CpArgs {
+    /// Key to copy (`0x` + hex digits: the key with those bytes)
+    pub key: OsString,
+    /// Key of the copy [default: the same key, with --to]
+    pub new: Option<OsString>,
+    /// Store to copy into (created if missing) [default: the same store]
+    #[arg(long, value_name = "STORE")]
+    pub to: Option<PathBuf>,
+    /// Fail (and copy nothing) when the destination key already exists
+    #[arg(long, short = 'n')]
+    pub no_clobber: bool,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+    #[command(flatten)]
+    pub sync: SyncArgs,
+}
+
+/// Arguments of `mmblob info`.
+#[derive(Debug, ClapArgs)]
+pub struct InfoArgs {
+    /// Key of the value (`0x` + hex digits: the key with those bytes)
+    pub key: OsString,
+    #[command(flatten)]
+    pub keys: KeyArgs,
+}
+
+/// Arguments of `mmblob backup`.
+#[derive(Debug, ClapArgs)]
+pub struct BackupArgs {
+    /// Backup file: created, or an earlier backup of this store to bring up to date
+    pub dest: PathBuf,
 }

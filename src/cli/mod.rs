@@ -17,7 +17,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{Args, Command};
-use commands::{compact, del, export, get, import, ls, put, stat, verify};
+use commands::{backup, compact, cp, del, export, get, import, info, ls, mv, put, stat, verify};
 use error::CliResult;
 
 /// Parses the command line, runs the command, and turns failures into one
@@ -53,6 +53,10 @@ fn run(args: &Args) -> CliResult {
         Command::Compact(compact) => compact::run(&path, compact, args.json),
         Command::Import(import) => import::run(&path, import, args.json),
         Command::Export(export) => export::run(&path, export, args.json),
+        Command::Mv(mv) => mv::run(&path, mv, args.json),
+        Command::Cp(cp) => cp::run(&path, cp, args.json),
+        Command::Info(info) => info::run(&path, info, args.json),
+        Command::Backup(backup) => backup::run(&path, backup, args.json),
     }
 }
 

@@ -42,6 +42,16 @@ pub fn sync(db: &DataStore, path: &Path, no_sync: bool) -> CliResult {
     db.sync().map_err(|e| CliError::store(path, e))
 }
 
+/// Ends a mutating command: [`DataStore::close`] (sync, index sidecar,
+/// unlock, with their errors), or with `--no-sync` just a drop.
+pub fn finish(db: DataStore, path: &Path, no_sync: bool) -> CliResult {
+    if no_sync {
+        drop(db);
+        return Ok(());
+    }
+    db.close().map_err(|e| CliError::store(path, e))
+}
+
 /// The bytes of a key given on the command line.
 ///
 /// `0x` followed by an even, non-zero number of hex digits (either case)

@@ -210,17 +210,17 @@ impl<'a> WriteBatch<'a> {
     /// when this returns.
     ///
     /// # Errors
-    /// [`Error::InvalidKey`] or [`Error::ValueTooLarge`] for any bad
-    /// operation (then nothing is written), [`Error::ReservedKey`] for a
-    /// write to a key in the stored form of a namespace key,
-    /// [`Error::ReadOnly`], and
+    /// [`Error::InvalidKey`], [`Error::ValueTooLarge`] or
+    /// [`Error::ReservedKey`] (a write to a key in the stored form of a
+    /// [namespace](DataStore::namespace) key) for any bad operation (then
+    /// nothing is written), [`Error::ReadOnly`], and
     /// [`Error::Io`] when the append fails (nothing of the batch is visible
     /// and the store stays usable).
     pub fn commit(self) -> Result<BatchOutcome> {
         let ops = &self.ops;
         for (key, value) in ops {
             if value.is_some() {
-                crate::namespace::refuse_reserved(key.as_ref())?;
+                crate::namespace::refuse_reserved(key)?;
             }
         }
         self.store.apply_batch("commit a batch", ops.len(), |i| {

@@ -229,6 +229,43 @@ impl<'s> Namespace<'s> {
         self.store.batch_write_raw(&stored)
     }
 
+    /// [`DataStore::write_stream`] in this namespace: streams the bytes of
+    /// `reader` into the value of `key` without holding them in memory.
+    ///
+    /// # Errors
+    /// [`Error::InvalidNamespaceKey`], and as [`DataStore::write_stream`].
+    pub fn write_stream(&self, key: &[u8], reader: &mut impl std::io::Read) -> Result<u64> {
+        self.store.write_stream_raw(&self.stored(key)?, reader)
+    }
+
+    /// [`DataStore::rename`] in this namespace: moves the value of `old` to
+    /// `new` in one atomic step, replacing a value under `new`.
+    ///
+    /// # Errors
+    /// [`Error::KeyNotFound`] (with the stored key) when `old` does not
+    /// exist, [`Error::InvalidNamespaceKey`], and as [`DataStore::rename`].
+    pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
+        self.store
+            .rename_batch(&self.stored(old)?, &self.stored(new)?)
+    }
+
+    /// [`DataStore::entry_info`] in this namespace (its `key` is the stored key).
+    ///
+    /// # Errors
+    /// [`Error::InvalidNamespaceKey`], and as [`DataStore::entry_info`].
+    pub fn entry_info(&self, key: &[u8]) -> Result<Option<crate::EntryInfo>> {
+        self.store.entry_info(&self.stored(key)?)
+    }
+
+    /// The live entries of this namespace whose key (inside the namespace)
+    /// starts with `prefix`, in file order.
+    #[must_use]
+    pub fn entries_with_prefix(&self, prefix: &[u8]) -> crate::prefix::PrefixIter {
+        let mut full = self.prefix.clone();
+        full.extend_from_slice(prefix);
+        self.store.entries_with_prefix(&full)
+    }
+
     /// [`DataStore::read`] in this namespace.
     ///
     /// # Errors

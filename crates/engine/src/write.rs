@@ -173,14 +173,19 @@ impl DataStore {
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`] for a failed
     /// read of `reader` or a failed write.
     pub fn write_stream(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
+        crate::namespace::refuse_reserved(key)?;
+        self.write_stream_raw(key, reader)
+    }
+
+    /// [`DataStore::write_stream`] that accepts namespaced keys.
+    pub(crate) fn write_stream_raw(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
         self.check_writable("write")?;
         check_key(key)?;
-        crate::namespace::refuse_reserved(key)?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         let first = read_retrying(reader, &mut buf)
             .map_err(|e| Error::io("reading the value to store", e))?;
         if first == 0 {
-            return self.write(key, &[]);
+            return self.batch_write_raw(&[(key, &[])]);
         }
         let mut state = self.lock_state();
         self.cut_failed_append(&mut state)?;

@@ -30,10 +30,7 @@ pub fn run(store_path: &Path, args: &LsArgs, json: bool) -> CliResult {
         .prefix
         .as_deref()
         .map_or_else(Vec::new, |p| store::key_arg(p, args.keys.raw_keys));
-    let mut entries: Vec<_> = db
-        .iter_entries()
-        .filter(|e| e.key().starts_with(&prefix))
-        .collect();
+    let mut entries: Vec<_> = db.entries_with_prefix(&prefix).collect();
     entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     let mut out = Out::new();
     if json {

@@ -1,11 +1,15 @@
 //! One module per subcommand.
 
+pub mod backup;
 pub mod compact;
+pub mod cp;
 pub mod del;
 pub mod export;
 pub mod get;
 pub mod import;
+pub mod info;
 pub mod ls;
+pub mod mv;
 pub mod put;
 pub mod stat;
 pub mod verify;

@@ -1,0 +1,140 @@
+//! The `mmblob` commands `mv`, `cp` (within a store and into another),
+//! `info` and `backup`, run as a user would, with their JSON output parsed
+//! back and their exit codes checked.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn mmblob(store: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mmblob"))
+        .arg("--store")
+        .arg(store)
+        .args(args)
+        .env_remove("MMBLOB_STORE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mmblob")
+}
+
+fn ok(store: &Path, args: &[&str]) -> Vec<u8> {
+    let out = mmblob(store, args);
+    assert!(
+        out.status.success(),
+        "mmblob {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+fn code(store: &Path, args: &[&str]) -> (i32, String) {
+    let out = mmblob(store, args);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn setup() -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("s.mmblob");
+    let db = mmblob::DataStore::open(&store).unwrap();
+    db.write(b"a", b"apple").unwrap();
+    db.write(b"b", b"banana").unwrap();
+    db.close().unwrap();
+    (dir, store)
+}
+
+#[test]
+fn mv_renames_and_refuses_missing_keys_and_clobbering_when_asked() {
+    let (_dir, store) = setup();
+    ok(&store, &["mv", "a", "c"]);
+    assert_eq!(ok(&store, &["get", "c"]), b"apple");
+    assert_eq!(code(&store, &["get", "a"]).0, 3);
+    assert_eq!(code(&store, &["mv", "nope", "x"]).0, 3);
+    let (status, err) = code(&store, &["mv", "c", "b", "--no-clobber"]);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(ok(&store, &["get", "b"]), b"banana");
+    ok(&store, &["mv", "c", "b"]);
+    assert_eq!(ok(&store, &["get", "b"]), b"apple");
+}
+
+#[test]
+fn cp_copies_within_the_store_and_into_another_store() {
+    let (dir, store) = setup();
+    ok(&store, &["cp", "a", "a2"]);
+    assert_eq!(ok(&store, &["get", "a2"]), b"apple");
+    assert_eq!(ok(&store, &["get", "a"]), b"apple");
+    let other = dir.path().join("other.mmblob");
+    let other_str = other.to_str().unwrap();
+    ok(&store, &["cp", "b", "--to", other_str]);
+    ok(&store, &["cp", "a", "fruit/a", "--to", other_str]);
+    assert_eq!(ok(&other, &["get", "b"]), b"banana");
+    assert_eq!(ok(&other, &["get", "fruit/a"]), b"apple");
+    assert_eq!(code(&store, &["cp", "nope", "x"]).0, 3);
+    assert_eq!(code(&store, &["cp", "a"]).0, 2, "nothing to do");
+    assert_eq!(code(&store, &["cp", "a", "b", "-n"]).0, 1);
+    assert_eq!(ok(&store, &["get", "b"]), b"banana");
+    // --to naming the store itself is a copy within it.
+    ok(&store, &["cp", "a", "a3", "--to", store.to_str().unwrap()]);
+    assert_eq!(ok(&store, &["get", "a3"]), b"apple");
+}
+
+#[test]
+fn info_reports_the_trailer_in_text_and_json() {
+    let (_dir, store) = setup();
+    let text = String::from_utf8(ok(&store, &["info", "b"])).unwrap();
+    assert!(
+        text.contains("checksum") && text.contains("key hash"),
+        "{text}"
+    );
+    let json: Value = serde_json::from_slice(&ok(&store, &["--json", "info", "b"])).unwrap();
+    assert_eq!(json["size"], 6);
+    assert_eq!(json["key"], "b");
+    assert_eq!(json["payload_offset"].as_u64().unwrap() % 64, 0);
+    assert_eq!(
+        json["payload_end"].as_u64().unwrap() - json["payload_offset"].as_u64().unwrap(),
+        6
+    );
+    assert_eq!(json["tombstone"], false);
+    assert_eq!(code(&store, &["info", "missing"]).0, 3);
+}
+
+#[test]
+fn backup_reports_full_then_incremental_ranges_and_refuses_other_files() {
+    let (dir, store) = setup();
+    let dest = dir.path().join("b.mmblob");
+    let dest_str = dest.to_str().unwrap();
+    let first: Value =
+        serde_json::from_slice(&ok(&store, &["--json", "backup", dest_str])).unwrap();
+    assert_eq!(first["incremental"], false);
+    assert_eq!(first["from"], 0);
+    let size = std::fs::metadata(&store).unwrap().len();
+    assert_eq!(first["to"], size);
+    assert_eq!(first["entries"], 2);
+    let file = dir.path().join("c.txt");
+    std::fs::write(&file, b"cherry").unwrap();
+    ok(&store, &["put", "c", file.to_str().unwrap()]);
+    let second: Value =
+        serde_json::from_slice(&ok(&store, &["--json", "backup", dest_str])).unwrap();
+    assert_eq!(second["incremental"], true);
+    assert_eq!(second["from"], first["to"]);
+    assert_eq!(second["entries"], 1);
+    assert_eq!(
+        std::fs::read(&dest).unwrap(),
+        std::fs::read(&store).unwrap()
+    );
+    let text = String::from_utf8(ok(&store, &["backup", dest_str])).unwrap();
+    assert!(text.contains("incremental"), "{text}");
+
+    let notes = dir.path().join("notes.txt");
+    std::fs::write(&notes, b"mine").unwrap();
+    let (status, err) = code(&store, &["backup", notes.to_str().unwrap()]);
+    assert_eq!(status, 6, "{err}");
+    assert_eq!(std::fs::read(&notes).unwrap(), b"mine");
+    let (status, err) = code(&store, &["backup", store.to_str().unwrap()]);
+    assert_eq!(status, 1, "{err}");
+    assert!(err.contains("same store"), "{err}");
+}
