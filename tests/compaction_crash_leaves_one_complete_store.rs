@@ -163,6 +163,8 @@ fn dir_names(dir: &Path) -> Vec<String> {
                 .to_string_lossy()
                 .into_owned()
         })
+        // The index sidecar is a cache that every writable close may leave.
+        .filter(|name| !name.ends_with(".index"))
         .collect();
     names.sort();
     names
