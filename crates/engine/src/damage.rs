@@ -285,8 +285,8 @@ impl DataStore {
             Some(&offset) => Err(Error::Corrupt {
                 offset,
                 reason: format!(
-                    "the newest entry of key {} is damaged, so it is hidden; `mmblob salvage` \
-                     (DataStore::salvage_to) copies every intact entry into a new store",
+                    "the newest entry of key {} is damaged, so it is hidden; salvage copies \
+                     every intact entry into a new store",
                     display_key(key)
                 ),
             }),

@@ -7,5 +7,6 @@ pub mod get;
 pub mod import;
 pub mod ls;
 pub mod put;
+pub mod salvage;
 pub mod stat;
 pub mod verify;
