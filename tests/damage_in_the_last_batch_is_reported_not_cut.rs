@@ -233,4 +233,49 @@ fn a_damaged_last_write_is_an_error_to_read_not_its_older_value() {
     // Writing the key again makes it readable.
     store.write(b"k", b"new").expect("write");
     assert_eq!(&*store.read(b"k").expect("read").expect("present"), b"new");
+    assert!(store.damaged_keys().is_empty());
+    assert!(store.delete(b"k").expect("delete"));
+    assert!(store.read(b"k").expect("read").is_none());
+}
+
+#[test]
+fn a_damaged_key_can_be_deleted_and_a_deleted_one_is_not_reported() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("s.mmblob");
+    let damaged_end = {
+        let store = DataStore::open(&path).expect("create");
+        store.write(b"gone", &[1u8; 200]).expect("write");
+        let end = store.write(b"k", &[2u8; 200]).expect("write");
+        store.write(b"other", b"x").expect("write");
+        store.delete(b"gone").expect("delete");
+        end
+    };
+    let mut bytes = std::fs::read(&path).expect("read");
+    bytes[damaged_end as usize - 32 - 1 - 50] ^= 0x02; // the value of "k"
+    bytes[130] ^= 0x02; // the value of "gone", deleted since
+    std::fs::write(&path, &bytes).expect("damage");
+
+    let store = DataStore::open(&path).expect("open");
+    let report = store.verify().expect("verify");
+    assert_eq!(report.committed_damage().count(), 2, "{report:?}");
+    // A damaged value that was deleted afterwards stays deleted.
+    assert!(store.read(b"gone").expect("read").is_none());
+    assert!(matches!(store.read(b"k"), Err(Error::Corrupt { .. })));
+    assert_eq!(store.damaged_keys().len(), 1);
+    // Compaction refuses to drop the hidden key; deleting it is a way out.
+    assert!(matches!(store.compact(), Err(Error::Corrupt { .. })));
+    assert!(
+        store.delete(b"k").expect("delete"),
+        "the hidden key existed"
+    );
+    assert!(store.read(b"k").expect("read").is_none());
+    assert!(store.damaged_keys().is_empty());
+    store
+        .compact()
+        .expect("compaction after the damaged key was deleted");
+    assert!(store.verify().expect("verify").is_ok());
+    assert_eq!(
+        &*store.read(b"other").expect("read").expect("present"),
+        b"x"
+    );
 }

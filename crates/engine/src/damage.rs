@@ -243,18 +243,22 @@ impl DataStore {
             .unwrap_or_else(PoisonError::into_inner);
         let mut changes = Vec::new();
         for &(key, damage) in named {
+            // Only a live entry inside the damaged stretch is hidden: a key
+            // written (or deleted) again since is not affected, and a key
+            // not in the index was hidden already (or is deleted).
             let hash = self.hash(key);
             match self.index.get(hash, key) {
-                Some((_, end)) if end > damage.range.end => continue,
-                Some((_, end)) => changes.push(Change {
-                    hash,
-                    end,
-                    tombstone: true,
-                    key,
-                    payload_len: 0,
-                    size: 0,
-                }),
-                None => {}
+                Some((_, end)) if end > damage.range.start && end <= damage.range.end => {
+                    changes.push(Change {
+                        hash,
+                        end,
+                        tombstone: true,
+                        key,
+                        payload_len: 0,
+                        size: 0,
+                    });
+                }
+                _ => continue,
             }
             registry
                 .keys
@@ -265,6 +269,49 @@ impl DataStore {
             let mut live = state.live;
             self.index.apply(&mut live, bytes, &changes);
             state.live = live;
+        }
+        self.any_damaged_key
+            .store(!registry.keys.is_empty(), Ordering::Release);
+    }
+
+    /// Remembers `keys` (whose newest entry is damaged and not in the
+    /// index) with the offset of that entry.
+    pub(crate) fn register_damaged_keys(&self, keys: Vec<(Vec<u8>, u64)>) {
+        if keys.is_empty() {
+            return;
+        }
+        let mut registry = self
+            .damaged_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (key, offset) in keys {
+            registry.keys.entry(key).or_insert(offset);
+        }
+        self.any_damaged_key.store(true, Ordering::Release);
+    }
+
+    /// True when `key` is hidden because its newest entry is damaged.
+    pub(crate) fn is_damaged_key(&self, key: &[u8]) -> bool {
+        self.any_damaged_key.load(Ordering::Acquire)
+            && self
+                .damaged_keys
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .keys
+                .contains_key(key)
+    }
+
+    /// Forgets `keys` as damaged: newer entries were written for them.
+    pub(crate) fn forget_damaged_keys(&self, keys: &[&[u8]]) {
+        if !self.any_damaged_key.load(Ordering::Acquire) {
+            return;
+        }
+        let mut registry = self
+            .damaged_keys
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            registry.keys.remove(*key);
         }
         self.any_damaged_key
             .store(!registry.keys.is_empty(), Ordering::Release);
@@ -295,15 +342,20 @@ impl DataStore {
 
     /// Keys whose newest entry is known to be damaged (and is therefore
     /// hidden: reading them fails with [`Error::Corrupt`]), with the file
-    /// offset of the damage, in key order.
+    /// offset of the damage, in key order. Writing such a key again, or
+    /// deleting it, takes it off the list.
     #[must_use]
     pub fn damaged_keys(&self) -> Vec<(Vec<u8>, u64)> {
-        self.damaged_keys
+        let keys: Vec<(Vec<u8>, u64)> = self
+            .damaged_keys
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .keys
             .iter()
             .map(|(k, &o)| (k.clone(), o))
+            .collect();
+        keys.into_iter()
+            .filter(|(key, _)| !self.index.contains(self.hash(key), key))
             .collect()
     }
 

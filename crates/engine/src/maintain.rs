@@ -154,6 +154,8 @@ impl DataStore {
             return self.reload(&mut state);
         }
         self.apply_refreshed(&mut state, &fresh, tail);
+        let damaged = crate::store::damaged_newest(state.map.readable(), &fresh);
+        self.register_damaged_keys(damaged);
         self.record_damage(outcome.damage);
         info!(new_entries = fresh.len(), tail, "refreshed");
         Ok(())
@@ -229,11 +231,20 @@ impl DataStore {
             }
         };
         let mut found = outcome.damage;
-        let mismatches = check_all(bytes, &ctx, &entries, &progress);
+        // Entries the walk already found failing are not checked twice.
+        let intact: Vec<Walked> = entries.iter().filter(|e| !e.damaged).copied().collect();
+        let mut mismatches = check_all(bytes, &ctx, &intact, &progress);
         if !found.is_empty() || !mismatches.is_empty() {
-            found.extend(incomplete_batches(bytes, &ctx, &entries, &mismatches));
+            let mut failing = mismatches.clone();
+            failing.extend(
+                found
+                    .iter()
+                    .filter(|d| matches!(d.kind, DamageKind::ChecksumMismatch { .. }))
+                    .cloned(),
+            );
+            found.extend(incomplete_batches(bytes, &ctx, &entries, &failing));
         }
-        found.extend(mismatches);
+        found.append(&mut mismatches);
         found.sort_by_key(|d| d.range.start);
         if found.is_empty() {
             info!(entries = entries.len(), "verified: every checksum matches");

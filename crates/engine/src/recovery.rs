@@ -351,6 +351,9 @@ pub(crate) struct Walked {
     pub(crate) end: u64,
     pub(crate) hash: u64,
     pub(crate) tombstone: bool,
+    /// The entry fails its checksum: it hides older entries of its key like
+    /// a tombstone (`tombstone` is set too), and its key reads as damaged.
+    pub(crate) damaged: bool,
 }
 
 impl From<&Found> for Walked {
@@ -359,6 +362,18 @@ impl From<&Found> for Walked {
             end: found.end(),
             hash: found.trailer.key_hash,
             tombstone: found.trailer.is_tombstone(),
+            damaged: false,
+        }
+    }
+}
+
+impl Walked {
+    /// `found`, known to fail its checksum.
+    pub(crate) fn damaged(found: &Found) -> Walked {
+        Walked {
+            tombstone: true,
+            damaged: true,
+            ..Walked::from(found)
         }
     }
 }
@@ -372,7 +387,9 @@ pub(crate) struct WalkOutcome {
 }
 
 /// Follows the chain from the entry ending at `tail` down to `stop`, newest
-/// first, calling `visit` for every entry it can vouch for.
+/// first, calling `visit` for every entry it can vouch for, and for every
+/// entry whose key it can read but whose checksum it found failing (as
+/// [`Walked::damaged`], so that it hides older entries of its key).
 pub(crate) fn walk(
     bytes: &[u8],
     tail: u64,
@@ -397,15 +414,18 @@ pub(crate) fn walk(
         let unreadable = (end - 1, end, DamageKind::Unreadable);
         let (resume_below, damaged_end, kind) = match pending.take() {
             Some(next) => match ctx.checksums(bytes, &next) {
-                Ok((expected, got)) if expected != got => (
-                    next.layout.trailer_start,
-                    next.end(),
-                    DamageKind::ChecksumMismatch {
-                        key: key_in(bytes, next.end()).unwrap_or_default().to_vec(),
-                        expected,
-                        got,
-                    },
-                ),
+                Ok((expected, got)) if expected != got => {
+                    visit(Walked::damaged(&next));
+                    (
+                        next.layout.trailer_start,
+                        next.end(),
+                        DamageKind::ChecksumMismatch {
+                            key: key_in(bytes, next.end()).unwrap_or_default().to_vec(),
+                            expected,
+                            got,
+                        },
+                    )
+                }
                 _ => {
                     visit(Walked::from(&next));
                     unreadable
@@ -482,7 +502,11 @@ mod tests {
 
     fn visited(bytes: &[u8], tail: u64) -> (Vec<u64>, Vec<Damage>) {
         let mut ends = Vec::new();
-        let outcome = walk(bytes, tail, HEADER_LEN, &ctx(), |w| ends.push(w.end));
+        let outcome = walk(bytes, tail, HEADER_LEN, &ctx(), |w| {
+            if !w.damaged {
+                ends.push(w.end);
+            }
+        });
         assert!(outcome.reached_stop);
         (ends, outcome.damage)
     }

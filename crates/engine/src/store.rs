@@ -77,6 +77,21 @@ pub(crate) struct LiveTotals {
     pub(crate) entry_bytes: u64,
 }
 
+/// Keys with the file offset of something about them (their damaged entry).
+pub(crate) type KeyOffsets = Vec<(Vec<u8>, u64)>;
+
+/// An index built at open, by a walk or from a sidecar.
+struct Built {
+    tables: Vec<Table>,
+    /// Damage the walk found.
+    damage: Vec<Damage>,
+    live: LiveTotals,
+    /// The end the sidecar covers, when the index came from one.
+    covered: Option<u64>,
+    /// Keys whose newest entry the walk found damaged.
+    damaged_keys: KeyOffsets,
+}
+
 /// A store file read from disk and its rebuilt index.
 pub(crate) struct Loaded {
     pub(crate) file: File,
@@ -87,6 +102,8 @@ pub(crate) struct Loaded {
     pub(crate) damage: Vec<Damage>,
     pub(crate) live: LiveTotals,
     pub(crate) snapshot_tail: Option<u64>,
+    /// Keys whose newest entry fails its checksum (hidden), with its offset.
+    pub(crate) damaged_keys: KeyOffsets,
     /// Length of the file when it was read; past `tail` lie torn bytes
     /// that a writable open cuts (a strict open only once it passed).
     pub(crate) file_len: u64,
@@ -142,6 +159,7 @@ impl DataStore {
             damage,
             live,
             snapshot_tail,
+            damaged_keys,
             file_len,
         } = loaded;
         let store = DataStore {
@@ -166,6 +184,7 @@ impl DataStore {
             tail: AtomicU64::new(tail),
         };
         store.record_damage(damage.clone());
+        store.register_damaged_keys(damaged_keys);
         store.hide_damaged(&damage);
         if options.strict {
             store.refuse_damage()?;
@@ -224,6 +243,7 @@ impl DataStore {
         state.epoch += 1;
         self.tail.store(loaded.tail, Ordering::Release);
         self.clear_damaged_keys();
+        self.register_damaged_keys(loaded.damaged_keys);
         self.hide_damaged_locked(state, &loaded.damage);
         self.record_damage(loaded.damage);
     }
@@ -550,14 +570,14 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
     let hidden = hidden_entries(map.readable(), &found, &ctx);
     let from_snapshot = snapshot::load(path, &expect)
         .and_then(|snap| catch_up(&map, found.chain_end, &hidden, snap, &ctx));
-    let (tables, walk_damage, live, mut snapshot_tail) = match from_snapshot {
-        Some((tables, damage, live, covered)) => (tables, damage, live, Some(covered)),
-        None => {
-            let (tables, damage, live) =
-                rebuild_index(map.readable(), found.chain_end, &hidden, &ctx);
-            (tables, damage, live, None)
-        }
-    };
+    let Built {
+        tables,
+        damage: walk_damage,
+        live,
+        covered: mut snapshot_tail,
+        damaged_keys,
+    } = from_snapshot
+        .unwrap_or_else(|| rebuild_index(map.readable(), found.chain_end, &hidden, &ctx));
     damage.extend(walk_damage);
     if let Some(reach) = snapshot::reach(path).filter(|r| r.store_id == store_id) {
         if reach.tail < found.chain_end && trailer_crc(&map, reach.tail) == Some(reach.tail_crc) {
@@ -597,6 +617,7 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
         damage,
         live,
         snapshot_tail,
+        damaged_keys,
         file_len: len,
     })
 }
@@ -610,14 +631,19 @@ fn check_since(bytes: &[u8], tail: u64, stop: u64, ctx: &Ctx) -> Vec<Damage> {
     if !outcome.reached_stop {
         return Vec::new();
     }
-    let mismatches = crate::maintain::check_all(bytes, ctx, &entries, &|_| {});
+    let intact: Vec<Walked> = entries.iter().filter(|e| !e.damaged).copied().collect();
+    let mismatches = crate::maintain::check_all(bytes, ctx, &intact, &|_| {});
     let mut damage = outcome.damage;
     if !damage.is_empty() || !mismatches.is_empty() {
+        let mut failing = mismatches.clone();
+        failing.extend(
+            damage
+                .iter()
+                .filter(|d| matches!(d.kind, DamageKind::ChecksumMismatch { .. }))
+                .cloned(),
+        );
         damage.extend(crate::maintain::incomplete_batches(
-            bytes,
-            ctx,
-            &entries,
-            &mismatches,
+            bytes, ctx, &entries, &failing,
         ));
     }
     damage.extend(mismatches);
@@ -638,11 +664,7 @@ fn hidden_entries(bytes: &[u8], found: &Tail, ctx: &Ctx) -> Vec<Walked> {
         .hidden
         .iter()
         .filter(|f| ctx.structure(bytes, f.end()).is_some())
-        .map(|f| Walked {
-            end: f.end(),
-            hash: f.trailer.key_hash,
-            tombstone: true,
-        })
+        .map(Walked::damaged)
         .collect()
 }
 
@@ -660,6 +682,7 @@ fn empty_view(path: &Path, file: File) -> Result<Loaded> {
         damage: Vec::new(),
         live: LiveTotals::default(),
         snapshot_tail: None,
+        damaged_keys: Vec::new(),
         file_len: 0,
     })
 }
@@ -693,6 +716,27 @@ pub(crate) fn changes_oldest_first<'b>(bytes: &'b [u8], walked: &[Walked]) -> Ve
         .collect()
 }
 
+/// The keys of `walked` (newest first) whose newest entry there is damaged,
+/// with the offset where that entry starts.
+pub(crate) fn damaged_newest(bytes: &[u8], walked: &[Walked]) -> KeyOffsets {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for entry in walked {
+        let Some(key) = key_in(bytes, entry.end) else {
+            continue;
+        };
+        if seen.insert(key) && entry.damaged {
+            out.push((key.to_vec(), entry_start(bytes, entry.end)));
+        }
+    }
+    out
+}
+
+/// Where the entry ending at `end` starts (the end of the previous one).
+fn entry_start(bytes: &[u8], end: u64) -> u64 {
+    entry_sizes(bytes, end).map_or(end, |(_, size)| end - size)
+}
+
 /// Brings a snapshot up to `tail` by walking only the entries after it.
 /// `None` when the chain does not lead back to the snapshot's end.
 fn catch_up(
@@ -701,7 +745,7 @@ fn catch_up(
     hidden: &[Walked],
     snap: snapshot::Snapshot,
     ctx: &Ctx,
-) -> Option<(Vec<Table>, Vec<Damage>, LiveTotals, u64)> {
+) -> Option<Built> {
     let started = Instant::now();
     let bytes = map.readable();
     let mut fresh = hidden.to_vec();
@@ -718,7 +762,14 @@ fn catch_up(
         elapsed_us = started.elapsed().as_micros() as u64,
         "index loaded from snapshot"
     );
-    Some((index.into_tables(), outcome.damage, live, snap.tail))
+    let damaged_keys = damaged_newest(bytes, &fresh);
+    Some(Built {
+        tables: index.into_tables(),
+        damage: outcome.damage,
+        live,
+        covered: Some(snap.tail),
+        damaged_keys,
+    })
 }
 
 impl Drop for DataStore {
@@ -791,15 +842,11 @@ impl DataStore {
 
 /// Walks the chain newest-first and keeps, per key, only the newest entry
 /// (dropping keys whose newest entry is a tombstone).
-fn rebuild_index(
-    bytes: &[u8],
-    tail: u64,
-    hidden: &[Walked],
-    ctx: &Ctx,
-) -> (Vec<Table>, Vec<Damage>, LiveTotals) {
+fn rebuild_index(bytes: &[u8], tail: u64, hidden: &[Walked], ctx: &Ctx) -> Built {
     let started = Instant::now();
     let mut tables = Index::empty_tables();
     let mut walked = 0u64;
+    let mut damaged_keys = Vec::new();
     let mut visit = |entry: Walked| {
         walked += 1;
         let Some(key) = key_in(bytes, entry.end) else {
@@ -815,6 +862,9 @@ fn rebuild_index(
             }
             let marker = if entry.tombstone { TOMBSTONE_BIT } else { 0 };
             table.insert_new(entry.hash, entry.end | marker);
+            if entry.damaged {
+                damaged_keys.push((key.to_vec(), entry_start(bytes, entry.end)));
+            }
         }
     };
     for &entry in hidden {
@@ -833,7 +883,13 @@ fn rebuild_index(
         elapsed_us = started.elapsed().as_micros() as u64,
         "index rebuilt from the trailer chain"
     );
-    (tables, outcome.damage, live)
+    Built {
+        tables,
+        damage: outcome.damage,
+        live,
+        covered: None,
+        damaged_keys,
+    }
 }
 
 fn live_totals(bytes: &[u8], tables: &[Table]) -> LiveTotals {

@@ -90,7 +90,9 @@ impl DataStore {
         let mut state = self.lock_state();
         let mut live: Vec<&[u8]> = Vec::with_capacity(keys.len());
         for key in keys {
-            if !live.contains(key) && self.index.contains(self.hash(key), key) {
+            // A key hidden because its newest entry is damaged exists too.
+            let exists = self.index.contains(self.hash(key), key) || self.is_damaged_key(key);
+            if !live.contains(key) && exists {
                 live.push(key);
             }
         }
@@ -102,6 +104,7 @@ impl DataStore {
             appender.push(key, &[], true, i + 1 < live.len(), i);
         }
         let end = self.commit(&mut state, &appender, |i| live[i])?;
+        self.forget_damaged_keys(&live);
         let epoch = state.epoch;
         drop(state);
         self.make_durable(end, epoch)?;
