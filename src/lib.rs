@@ -109,6 +109,26 @@
 //! its epoch-protected index shards, in small blocks that each state why
 //! they are sound (plus one CPU prefetch hint, which cannot touch memory).
 //!
+//! ## Checksums, damage and salvage
+//!
+//! Reads do **not** check checksums: [`DataStore::read`], [`DataStore::read_with`],
+//! [`DataStore::batch_read`], [`Reader::get`] and iteration hand out the bytes
+//! as they are in the file, at the cost of a lookup and no pass over the
+//! value. The calls that do check are [`EntryHandle::verify_checksum`] (one
+//! value), [`DataStore::verify`] (every entry, in parallel) and
+//! [`OpenOptions::strict`] (every entry at open, refusing a damaged store
+//! with [`Error::Corrupt`] and leaving its file unchanged). Open itself
+//! checks the structure of every entry it walks and the checksums of the
+//! last batch.
+//!
+//! Damage that is known — found at open or by `verify` — is reported by
+//! [`DataStore::damage`] (and an `error!` event), and the damaged entry is
+//! hidden: a read of its key fails with [`Error::Corrupt`] naming the key,
+//! and the other entries of its batch are hidden with it so a batch is
+//! always seen whole or not at all. [`DataStore::salvage`] (or
+//! [`DataStore::salvage_to`]) copies every entry that still checks into a
+//! new store, even when the damaged store cannot be opened.
+//!
 //! ## File format
 //!
 //! See `docs/format.md` in the repository for byte diagrams, and
@@ -117,7 +137,7 @@
 pub use mmblob_engine::{
     BackupStats, BatchBytes, BatchOutcome, CompactStats, Damage, DamageKind, DataStore, Durability,
     EntryHandle, EntryInfo, EntryIter, EntryStream, Error, Namespace, OpenOptions, PrefixIter,
-    Reader, Result, StoreStats, VerifyReport, WriteBatch, namespace,
+    Reader, Result, SalvageStats, StoreStats, VerifyReport, WriteBatch, namespace,
 };
 pub use mmblob_entry::{checksum, display_key, format};
 

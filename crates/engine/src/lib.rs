@@ -3,6 +3,12 @@
 //! Most users want the `mmblob` crate, which re-exports this crate and the
 //! entry types; see its documentation for the tour, the file format and the
 //! soundness story of the memory map.
+//!
+//! Reads ([`DataStore::read`], [`DataStore::read_with`], iteration) do not
+//! check checksums; [`DataStore::verify`], [`EntryHandle::verify_checksum`],
+//! [`OpenOptions::strict`] and [`DataStore::salvage`] do. Damage that is
+//! known is reported by [`DataStore::damage`] and hidden: reading a key
+//! whose newest entry is damaged fails with [`Error::Corrupt`].
 
 #![deny(unsafe_op_in_unsafe_fn)]
 
@@ -24,6 +30,7 @@ mod prefix;
 mod read;
 mod reader;
 mod recovery;
+mod salvage;
 mod slots;
 mod snapshot;
 mod store;
@@ -51,4 +58,5 @@ pub use namespace::Namespace;
 pub use options::{Durability, OpenOptions};
 pub use prefix::PrefixIter;
 pub use reader::Reader;
+pub use salvage::SalvageStats;
 pub use store::DataStore;

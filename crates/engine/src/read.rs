@@ -17,7 +17,14 @@ impl DataStore {
     ///
     /// # Errors
     /// [`Error::InvalidKey`] for an empty or oversized key;
-    /// [`Error::Corrupt`] if the indexed trailer cannot be read back.
+    /// [`Error::Corrupt`] if the indexed trailer cannot be read back, or if
+    /// the newest entry of `key` is known to be damaged (found at open or by
+    /// [`DataStore::verify`]; see [`DataStore::damaged_keys`]).
+    ///
+    /// A read does not check the value's checksum: that would cost a pass
+    /// over every byte read. [`EntryHandle::verify_checksum`] checks one
+    /// value, [`DataStore::verify`] every entry, and
+    /// [`OpenOptions::strict`](crate::OpenOptions::strict) every entry at open.
     pub fn read(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
         check_key(key)?;
         self.read_hashed(self.hash(key), key)
@@ -27,7 +34,7 @@ impl DataStore {
     fn read_hashed(&self, hash: u64, key: &[u8]) -> Result<Option<EntryHandle>> {
         match self.index.get(hash, key) {
             Some((map, end)) => EntryHandle::at(map, end).map(Some),
-            None => Ok(None),
+            None => self.refuse_damaged_key(key).map(|()| None),
         }
     }
 
@@ -53,7 +60,7 @@ impl DataStore {
         check_key(key)?;
         let found = self.index.with_value(self.hash(key), key, f);
         match found {
-            None => Ok(None),
+            None => self.refuse_damaged_key(key).map(|()| None),
             Some(Ok(result)) => Ok(Some(result)),
             Some(Err(end)) => Err(unreadable_value(end)),
         }

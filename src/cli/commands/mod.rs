@@ -11,5 +11,6 @@ pub mod info;
 pub mod ls;
 pub mod mv;
 pub mod put;
+pub mod salvage;
 pub mod stat;
 pub mod verify;
