@@ -15,6 +15,8 @@ mod iter;
 mod maintain;
 mod options;
 mod order;
+#[cfg(feature = "parallel")]
+mod par_iter;
 mod read;
 mod reader;
 mod recovery;
@@ -37,7 +39,9 @@ pub use damage::{Damage, DamageKind, VerifyReport};
 pub use error::{Error, Result};
 pub use iter::EntryIter;
 pub use maintain::StoreStats;
-pub use mmblob_entry::{EntryHandle, EntryStream};
+pub use mmblob_entry::{EntryHandle, EntryStream, release_thread_leases};
 pub use options::{Durability, OpenOptions};
+#[cfg(feature = "parallel")]
+pub use par_iter::ParEntryIter;
 pub use reader::Reader;
 pub use store::DataStore;
