@@ -133,8 +133,9 @@
 #[cfg(feature = "parallel")]
 pub use mmblob_engine::ParEntryIter;
 pub use mmblob_engine::{
-    CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryIter, EntryStream,
-    Error, OpenOptions, Reader, Result, StoreStats, VerifyReport, release_thread_leases,
+    CompactStats, Damage, DamageKind, DataStore, Durability, Entries, Entry, EntryHandle,
+    EntryIter, EntryStream, Error, OpenOptions, Reader, Result, StoreStats, VerifyReport,
+    release_thread_leases,
 };
 pub use mmblob_entry::{Mapping, checksum, display_key, format};
 

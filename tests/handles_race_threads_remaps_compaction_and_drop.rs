@@ -267,6 +267,25 @@ fn par_iter_entries_composes_and_matches_iter_entries() {
             .collect();
         assert_eq!(parallel.len(), store.len());
         assert_eq!(parallel, sequential);
+        // Borrowed entries, sequential and parallel, and handles made from them.
+        let entries = store.entries();
+        assert_eq!(entries.len(), store.len());
+        let lent: HashMap<Vec<u8>, Vec<u8>> = entries
+            .iter()
+            .map(|e| (e.key().to_vec(), e.value().to_vec()))
+            .collect();
+        assert_eq!(lent, sequential);
+        let lent_parallel: HashMap<Vec<u8>, Vec<u8>> = entries
+            .par_iter()
+            .map(|e| (e.key().to_vec(), e.to_vec()))
+            .collect();
+        assert_eq!(lent_parallel, sequential);
+        let kept: Vec<EntryHandle> = entries.par_iter().map(|e| e.to_handle()).collect();
+        drop(entries);
+        assert_eq!(kept.len(), sequential.len());
+        for handle in &kept {
+            assert_eq!(sequential[handle.key()], *handle.as_slice());
+        }
         let keys: Vec<Vec<u8>> = store.keys().collect();
         assert_eq!(keys.len(), store.len());
         let even = store

@@ -8,10 +8,11 @@
 //! Each piece makes its handles on a [`ScopedLease`] of the thread running
 //! it, so threads bump no shared reference count per entry.
 
+use std::marker::PhantomData;
 use std::ops::Range;
 use std::sync::Arc;
 
-use mmblob_entry::{EntryHandle, Mapping, ScopedLease};
+use mmblob_entry::{Entry, EntryHandle, Mapping, ScopedLease};
 use rayon::iter::ParallelIterator;
 use rayon::iter::plumbing::{Folder, UnindexedConsumer, UnindexedProducer, bridge_unindexed};
 
@@ -66,16 +67,7 @@ impl ParallelIterator for ParEntryIter {
     where
         C: UnindexedConsumer<Self::Item>,
     {
-        let units = match &self.ends {
-            LiveEnds::Blocks { within, .. } => within.len(),
-            LiveEnds::Sorted(ends) => ends.len(),
-        };
-        let piece = Piece {
-            map: &self.map,
-            ends: &self.ends,
-            units: 0..units,
-        };
-        bridge_unindexed(piece, consumer)
+        bridge_unindexed(Piece::<Handles>::whole(&self.map, &self.ends), consumer)
     }
 
     fn opt_len(&self) -> Option<usize> {
@@ -83,15 +75,107 @@ impl ParallelIterator for ParEntryIter {
     }
 }
 
+/// Parallel iterator over the [`Entry`]s of a snapshot; see
+/// [`Entries::par_iter`](crate::Entries::par_iter).
+pub(crate) struct Borrowed<'a> {
+    map: &'a Arc<Mapping>,
+    ends: &'a LiveEnds,
+}
+
+impl<'a> Borrowed<'a> {
+    pub(crate) fn new(map: &'a Arc<Mapping>, ends: &'a LiveEnds) -> Borrowed<'a> {
+        Borrowed { map, ends }
+    }
+}
+
+impl<'a> ParallelIterator for Borrowed<'a> {
+    type Item = Entry<'a>;
+
+    fn drive_unindexed<C>(self, consumer: C) -> C::Result
+    where
+        C: UnindexedConsumer<Self::Item>,
+    {
+        bridge_unindexed(Piece::<Lent>::whole(self.map, self.ends), consumer)
+    }
+}
+
+/// What a piece yields for each entry end, and how it folds them.
+trait Yield<'a>: Send {
+    type Item: Send;
+
+    /// Feeds the entries ending at `ends` to `folder`, stopping when it is full.
+    fn fold<F: Folder<Self::Item>>(map: &'a Arc<Mapping>, ends: Ends<'a>, folder: F) -> F;
+}
+
+/// Pieces yield [`EntryHandle`]s counted on a lease of their thread.
+struct Handles;
+
+/// Pieces yield borrowed [`Entry`]s.
+struct Lent;
+
+impl<'a> Yield<'a> for Handles {
+    type Item = EntryHandle;
+
+    fn fold<F: Folder<EntryHandle>>(map: &'a Arc<Mapping>, ends: Ends<'a>, mut folder: F) -> F {
+        // Made and merged on this thread: the piece's handles count locally.
+        let lease = ScopedLease::new(map);
+        let bytes = map.readable();
+        for (i, end) in ends.enumerate() {
+            if i % FULL_CHECK_EVERY == 0 && folder.full() {
+                break;
+            }
+            prefetch_tail(bytes, end + PREFETCH_BYTES);
+            // Indexed ends point at entries checked when they were indexed.
+            if let Ok(handle) = EntryHandle::at_leased(&lease, end) {
+                folder = folder.consume(handle);
+            }
+        }
+        folder
+    }
+}
+
+impl<'a> Yield<'a> for Lent {
+    type Item = Entry<'a>;
+
+    fn fold<F: Folder<Entry<'a>>>(map: &'a Arc<Mapping>, ends: Ends<'a>, mut folder: F) -> F {
+        let bytes = map.readable();
+        for (i, end) in ends.enumerate() {
+            if i % FULL_CHECK_EVERY == 0 && folder.full() {
+                break;
+            }
+            prefetch_tail(bytes, end + PREFETCH_BYTES);
+            if let Ok(entry) = Entry::at(map, end) {
+                folder = folder.consume(entry);
+            }
+        }
+        folder
+    }
+}
+
 /// A contiguous stretch of the snapshot: blocks `units` of the block
 /// table, or ends `units` of the sorted list.
-struct Piece<'a> {
+struct Piece<'a, Y> {
     map: &'a Arc<Mapping>,
     ends: &'a LiveEnds,
     units: Range<usize>,
+    _yields: PhantomData<fn() -> Y>,
 }
 
-impl<'a> Piece<'a> {
+impl<'a, Y> Piece<'a, Y> {
+    /// The whole snapshot.
+    fn whole(map: &'a Arc<Mapping>, ends: &'a LiveEnds) -> Piece<'a, Y> {
+        let units = match ends {
+            LiveEnds::Blocks { within, .. } => within.len(),
+            LiveEnds::Sorted(ends) => ends.len(),
+        };
+        Piece {
+            map,
+            ends,
+            units: 0..units,
+            _yields: PhantomData,
+        }
+    }
+
     fn min_units(&self) -> usize {
         match self.ends {
             LiveEnds::Blocks { .. } => MIN_BLOCKS,
@@ -113,8 +197,8 @@ impl<'a> Piece<'a> {
     }
 }
 
-impl UnindexedProducer for Piece<'_> {
-    type Item = EntryHandle;
+impl<'a, Y: Yield<'a>> UnindexedProducer for Piece<'a, Y> {
+    type Item = Y::Item;
 
     fn split(self) -> (Self, Option<Self>) {
         let len = self.units.len();
@@ -126,6 +210,7 @@ impl UnindexedProducer for Piece<'_> {
             map: self.map,
             ends: self.ends,
             units: mid..self.units.end,
+            _yields: PhantomData,
         };
         let left = Piece {
             units: self.units.start..mid,
@@ -134,23 +219,10 @@ impl UnindexedProducer for Piece<'_> {
         (left, Some(right))
     }
 
-    fn fold_with<F>(self, mut folder: F) -> F
+    fn fold_with<F>(self, folder: F) -> F
     where
         F: Folder<Self::Item>,
     {
-        // Made and merged on this thread: the piece's handles count locally.
-        let lease = ScopedLease::new(self.map);
-        let bytes = self.map.readable();
-        for (i, end) in self.ends().enumerate() {
-            if i % FULL_CHECK_EVERY == 0 && folder.full() {
-                break;
-            }
-            prefetch_tail(bytes, end + PREFETCH_BYTES);
-            // Indexed ends point at entries checked when they were indexed.
-            if let Ok(handle) = EntryHandle::at_leased(&lease, end) {
-                folder = folder.consume(handle);
-            }
-        }
-        folder
+        Y::fold(self.map, self.ends(), folder)
     }
 }

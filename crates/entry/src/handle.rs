@@ -94,9 +94,25 @@ impl EntryHandle {
         })
     }
 
+    /// A handle for an entry already decoded by [`EntryHandle::decode`].
+    #[inline]
+    pub(crate) fn from_parts(
+        map: &Arc<Mapping>,
+        trailer: Trailer,
+        payload_start: u64,
+        end: u64,
+    ) -> EntryHandle {
+        EntryHandle {
+            lease: LeaseRef::for_map(map),
+            trailer,
+            payload_start,
+            end,
+        }
+    }
+
     /// The trailer and payload start of the entry ending at `end` in `map`.
     #[inline]
-    fn decode(map: &Mapping, end: u64) -> Result<(Trailer, u64)> {
+    pub(crate) fn decode(map: &Mapping, end: u64) -> Result<(Trailer, u64)> {
         let corrupt = |reason: &str| Error::Corrupt {
             offset: end.saturating_sub(TRAILER_LEN),
             reason: reason.to_owned(),
@@ -116,6 +132,7 @@ impl EntryHandle {
         Ok((trailer, layout.payload_start))
     }
 
+    #[inline]
     fn part(&self, start: u64, len: u64) -> &[u8] {
         // SAFETY: `at` checked that the whole entry (`..self.end`) is readable,
         // and the readable mark never goes down; `start..start + len` lies
@@ -125,12 +142,14 @@ impl EntryHandle {
 
     /// The payload bytes (same as dereferencing).
     #[must_use]
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         self.part(self.payload_start, self.trailer.payload_len)
     }
 
     /// The key this value is stored under.
     #[must_use]
+    #[inline]
     pub fn key(&self) -> &[u8] {
         self.part(self.key_start(), u64::from(self.trailer.key_len))
     }
@@ -190,15 +209,7 @@ impl EntryHandle {
     /// [`Error::TypedView`] when the length is not a multiple of `size_of::<T>()`
     /// (or `T` needs more than 64-byte alignment).
     pub fn as_typed<T: bytemuck::Pod>(&self) -> Result<&[T]> {
-        if self.is_empty() {
-            return Ok(&[]);
-        }
-        bytemuck::try_cast_slice(self.as_slice()).map_err(|_| Error::TypedView {
-            len: self.len(),
-            type_name: std::any::type_name::<T>(),
-            size: size_of::<T>(),
-            align: align_of::<T>(),
-        })
+        typed(self.as_slice())
     }
 
     /// A `Read + BufRead + Seek` stream over the payload that copies nothing
@@ -235,12 +246,14 @@ impl EntryHandle {
 impl Deref for EntryHandle {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_slice()
     }
 }
 
 impl AsRef<[u8]> for EntryHandle {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.as_slice()
     }
@@ -266,4 +279,17 @@ impl PartialEq<&[u8]> for EntryHandle {
     fn eq(&self, other: &&[u8]) -> bool {
         self.as_slice() == *other
     }
+}
+
+/// `bytes` as a slice of `T`; see [`EntryHandle::as_typed`].
+pub(crate) fn typed<T: bytemuck::Pod>(bytes: &[u8]) -> Result<&[T]> {
+    if bytes.is_empty() {
+        return Ok(&[]);
+    }
+    bytemuck::try_cast_slice(bytes).map_err(|_| Error::TypedView {
+        len: bytes.len(),
+        type_name: std::any::type_name::<T>(),
+        size: size_of::<T>(),
+        align: align_of::<T>(),
+    })
 }

@@ -94,6 +94,7 @@ thread_local! {
 }
 
 /// The calling thread's id: unique for the life of the process, never 0.
+#[inline]
 fn thread_id() -> u64 {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     THREAD_ID.with(|id| match id.get() {
@@ -141,6 +142,7 @@ impl LeaseRef {
 
     /// A new reference to a lease on `map`, from the calling thread's
     /// cache of leases (made on first use of the map by this thread).
+    #[inline]
     pub(crate) fn for_map(map: &Arc<Mapping>) -> LeaseRef {
         CACHE
             .try_with(|cache| cache.acquire(map))
@@ -148,6 +150,7 @@ impl LeaseRef {
             .unwrap_or_else(|_| LeaseRef::unowned(map))
     }
 
+    #[inline]
     fn lease(&self) -> &Lease {
         // SAFETY: this reference is counted, so the lease is not freed
         // while `self` lives (see the module docs).
@@ -155,6 +158,7 @@ impl LeaseRef {
     }
 
     /// The map the lease holds.
+    #[inline]
     pub(crate) fn map(&self) -> &Arc<Mapping> {
         &self.lease().map
     }
@@ -172,6 +176,7 @@ impl LeaseRef {
     ///
     /// # Safety
     /// The caller holds a counted reference to `lease` for the duration.
+    #[inline]
     unsafe fn count_one_more(lease: NonNull<Lease>) -> LeaseRef {
         // SAFETY: the caller's reference keeps the lease alive.
         let l = unsafe { lease.as_ref() };
@@ -190,6 +195,7 @@ impl LeaseRef {
     /// # Safety
     /// The caller gives up a counted reference to `lease` and does not use
     /// the lease afterwards.
+    #[inline]
     unsafe fn count_one_less(lease: NonNull<Lease>) {
         // SAFETY: the reference given up keeps the lease alive until here.
         let l = unsafe { lease.as_ref() };
@@ -224,6 +230,7 @@ impl LeaseRef {
 }
 
 impl Clone for LeaseRef {
+    #[inline]
     fn clone(&self) -> LeaseRef {
         // SAFETY: `self` is a counted reference held across the call.
         unsafe { LeaseRef::count_one_more(self.lease) }
@@ -231,6 +238,7 @@ impl Clone for LeaseRef {
 }
 
 impl Drop for LeaseRef {
+    #[inline]
     fn drop(&mut self) {
         // SAFETY: `self` is a counted reference, given up here.
         unsafe { LeaseRef::count_one_less(self.lease) }
@@ -245,6 +253,7 @@ struct LeaseCache {
 }
 
 impl LeaseCache {
+    #[inline]
     fn acquire(&self, map: &Arc<Mapping>) -> LeaseRef {
         if let Some(first) = self.slots[0].get()
             // SAFETY: the slot holds a counted (holder) reference.
@@ -359,6 +368,7 @@ impl ScopedLease {
         &unsafe { self.lease.as_ref() }.map
     }
 
+    #[inline]
     pub(crate) fn reference(&self) -> LeaseRef {
         // SAFETY: the holder reference is held across the call.
         unsafe { LeaseRef::count_one_more(self.lease) }

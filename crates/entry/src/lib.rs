@@ -26,6 +26,7 @@
 compile_error!("mmblob maps whole store files and needs a 64-bit target");
 
 pub mod checksum;
+mod entry;
 mod error;
 pub mod format;
 mod handle;
@@ -34,6 +35,7 @@ mod mapping;
 mod prefetch;
 mod stream;
 
+pub use entry::Entry;
 pub use error::{Error, Result};
 pub use handle::EntryHandle;
 pub use lease::{ScopedLease, release_thread_leases};

@@ -87,6 +87,7 @@ impl Mapping {
 
     /// Length of the prefix of the file that may be read through this map.
     #[must_use]
+    #[inline]
     pub fn readable_len(&self) -> u64 {
         self.readable.load(Ordering::Acquire)
     }
@@ -118,6 +119,7 @@ impl Mapping {
 
     /// The bytes in `range`, or `None` if any of them is not readable.
     #[must_use]
+    #[inline]
     pub fn bytes(&self, range: Range<u64>) -> Option<&[u8]> {
         if range.start > range.end || range.end > self.readable_len() {
             return None;
@@ -138,6 +140,7 @@ impl Mapping {
     ///
     /// # Safety
     /// `start + len` must not exceed a value that `readable_len` has returned.
+    #[inline]
     pub(crate) unsafe fn bytes_unchecked(&self, start: u64, len: u64) -> &[u8] {
         debug_assert!(start + len <= self.readable_len());
         match &self.map {
