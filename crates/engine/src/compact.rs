@@ -212,6 +212,7 @@ impl DataStore {
         let before = state.tail;
         state.file = Arc::new(file);
         state.lock = Some(lock);
+        state.map.retire();
         state.map = new_map;
         state.tail = tail;
         state.store_id = new_id;

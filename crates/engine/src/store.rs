@@ -234,6 +234,7 @@ impl DataStore {
     pub(crate) fn install(&self, state: &mut State, loaded: Loaded) {
         self.index.replace(loaded.tables, &loaded.map);
         state.file = Arc::new(loaded.file);
+        state.map.retire();
         state.map = loaded.map;
         state.tail = loaded.tail;
         state.store_id = loaded.store_id;
@@ -322,6 +323,7 @@ impl DataStore {
             .map_err(|e| io_err(&self.path, "mapping", e))?;
         let map = Arc::new(map);
         self.index.set_map(&map);
+        state.map.retire();
         state.map = map;
         Ok(())
     }
@@ -786,6 +788,8 @@ impl Drop for DataStore {
     /// Leaves an index snapshot for the next open of a large store, then
     /// releases the write lock.
     fn drop(&mut self) {
+        // Threads let go of their leases on the map when they next read.
+        self.lock_state().map.retire();
         if self.options.read_only {
             return;
         }
