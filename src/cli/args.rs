@@ -56,7 +56,7 @@ pub struct Args {
         value_name = "PATH"
     )]
     pub store: Option<PathBuf>,
-    /// Print JSON (ls, stat, verify, compact, demo), with sizes in bytes
+    /// Print JSON (ls, stat, verify, compact, demo, push, pull, follow), with sizes in bytes
     #[arg(long, global = true)]
     pub json: bool,
     /// What to do
@@ -136,6 +136,25 @@ pub enum Command {
         "mmblob export ./photos --prefix photos/",
     ))]
     Export(ExportArgs),
+    /// Upload the bytes written since the last push to an object store (S3, a cluster, a directory)
+    #[command(after_help = help_with_examples!(
+        "mmblob push s3://my-bucket/stores/photos",
+        "mmblob --store data.mmblob --json push file:///mnt/backup/data",
+        "AWS_ENDPOINT_URL=http://127.0.0.1:3900 AWS_ALLOW_HTTP=true mmblob push s3://b/p",
+    ))]
+    Push(crate::cli::commands::push::PushArgs),
+    /// Create or update a read-only replica of a pushed store, checking every entry
+    #[command(after_help = help_with_examples!(
+        "mmblob pull s3://my-bucket/stores/photos photos.mmblob",
+        "mmblob --json pull file:///mnt/backup/data data.mmblob",
+    ))]
+    Pull(crate::cli::commands::pull::PullArgs),
+    /// Keep a replica current: pull on an interval until Ctrl-C
+    #[command(after_help = help_with_examples!(
+        "mmblob follow s3://my-bucket/stores/photos photos.mmblob",
+        "mmblob --json follow --interval-ms 200 file:///mnt/backup/data data.mmblob",
+    ))]
+    Follow(crate::cli::commands::follow::FollowArgs),
 }
 
 /// Arguments of `mmblob demo`.

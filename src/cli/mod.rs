@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{Args, Command};
-use commands::{compact, del, export, get, import, ls, put, stat, verify};
+use commands::{compact, del, export, follow, get, import, ls, pull, push, put, stat, verify};
 use error::CliResult;
 
 /// Parses the command line, runs the command, and turns failures into one
@@ -41,6 +41,9 @@ fn run(args: &Args) -> CliResult {
         Command::Compact => compact::run(&path, args.json),
         Command::Import(import) => import::run(&path, import),
         Command::Export(export) => export::run(&path, export),
+        Command::Push(push) => push::run(&path, push, args.json),
+        Command::Pull(pull) => pull::run(pull, args.json),
+        Command::Follow(follow) => follow::run(follow, args.json),
     }
 }
 
