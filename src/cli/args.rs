@@ -191,6 +191,25 @@ pub enum Command {
         )
     )]
     Salvage(SalvageArgs),
+    /// Upload the bytes written since the last push to an object store (S3, a cluster, a directory)
+    #[command(after_help = help_with_examples!(
+        "mmblob push s3://my-bucket/stores/photos",
+        "mmblob --store data.mmblob --json push file:///mnt/backup/data",
+        "AWS_ENDPOINT_URL=http://127.0.0.1:3900 AWS_ALLOW_HTTP=true mmblob push s3://b/p",
+    ))]
+    Push(crate::cli::commands::push::PushArgs),
+    /// Create or update a read-only replica of a pushed store, checking every entry
+    #[command(after_help = help_with_examples!(
+        "mmblob pull s3://my-bucket/stores/photos photos.mmblob",
+        "mmblob --json pull file:///mnt/backup/data data.mmblob",
+    ))]
+    Pull(crate::cli::commands::pull::PullArgs),
+    /// Keep a replica current: pull on an interval until Ctrl-C
+    #[command(after_help = help_with_examples!(
+        "mmblob follow s3://my-bucket/stores/photos photos.mmblob",
+        "mmblob --json follow --interval-ms 200 file:///mnt/backup/data data.mmblob",
+    ))]
+    Follow(crate::cli::commands::follow::FollowArgs),
 }
 
 /// Arguments of `mmblob salvage`.
