@@ -106,7 +106,10 @@ fn sigkill_during_backup_leaves_the_previous_backup_openable_and_complete() {
                 "round {round}: {key} of an acknowledged backup is missing or wrong"
             );
         }
-        assert!(copy.verify().unwrap().damaged.is_empty(), "round {round}");
+        // A backup killed while appending leaves the bytes of that append
+        // after the previous backup's end: a torn tail, ignored here and
+        // cut by the next backup, never damage to what the copy holds.
+        assert!(copy.verify().unwrap().is_ok(), "round {round}");
         drop(copy);
     }
     assert!(

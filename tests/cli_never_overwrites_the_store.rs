@@ -161,7 +161,12 @@ fn get_to_a_file_replaces_it_whole_or_not_at_all() {
     );
     assert_eq!(std::fs::read(&out).expect("read"), b"precious");
     let names = dir_names(cli.dir.path());
-    assert_eq!(names, ["out.bin", "test.mmblob"], "leftovers: {names:?}");
+    // The store's index sidecar is a cache the store keeps beside itself.
+    assert_eq!(
+        names,
+        ["out.bin", "test.mmblob", "test.mmblob.index"],
+        "leftovers: {names:?}"
+    );
 
     // Without the limit the file is replaced, keeping its permissions.
     std::fs::set_permissions(&out, std::os::unix::fs::PermissionsExt::from_mode(0o640))
@@ -173,7 +178,10 @@ fn get_to_a_file_replaces_it_whole_or_not_at_all() {
         &std::fs::metadata(&out).expect("stat").permissions(),
     );
     assert_eq!(mode & 0o777, 0o640);
-    assert_eq!(dir_names(cli.dir.path()), ["out.bin", "test.mmblob"]);
+    assert_eq!(
+        dir_names(cli.dir.path()),
+        ["out.bin", "test.mmblob", "test.mmblob.index"]
+    );
 }
 
 #[test]

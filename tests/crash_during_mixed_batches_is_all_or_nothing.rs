@@ -107,8 +107,9 @@ fn check(
     let store = DataStore::open(path)
         .unwrap_or_else(|e| panic!("round {round}: open after kill failed: {e}"));
     let torn = store.file_size().expect("size") < len_before;
+    // The interrupted batch's bytes are reported as a torn tail, nothing else.
     assert!(
-        store.damage().is_empty(),
+        store.damage().iter().all(|d| d.is_torn_tail()),
         "round {round}: {:?}",
         store.damage()
     );
