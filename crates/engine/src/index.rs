@@ -405,6 +405,15 @@ impl Index {
         }
     }
 
+    /// The entry end of `key`, if it is live.
+    pub(crate) fn end_of(&self, hash: u64, key: &[u8]) -> Option<u64> {
+        let guard = epoch::pin();
+        self.shards[shard_of(hash)].lookup(&guard, |table, map| {
+            let bytes = map.readable();
+            table.get(hash, |end| holds_key(bytes, end, key))
+        })
+    }
+
     /// True when `key` is live.
     pub(crate) fn contains(&self, hash: u64, key: &[u8]) -> bool {
         let guard = epoch::pin();
