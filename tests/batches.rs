@@ -404,3 +404,19 @@ fn a_batch_that_runs_out_of_space_leaves_nothing_and_the_store_works() {
     );
     assert!(store.verify().expect("verify").is_ok());
 }
+
+/// Entries with empty values lie closer together than 64 bytes: deleting
+/// neighbours in one batch counts each of them, and each once.
+#[test]
+fn deleting_neighbouring_empty_values_counts_each_once() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(&dir.path().join("s"));
+    let keys: Vec<Vec<u8>> = (0..50).map(|i| vec![b'e', i]).collect();
+    for k in &keys {
+        store.write(k, b"").expect("write");
+    }
+    let mut doomed: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
+    doomed.extend(keys.iter().rev().map(Vec::as_slice));
+    assert_eq!(store.batch_delete(&doomed).expect("delete"), keys.len());
+    assert!(store.is_empty());
+}

@@ -29,6 +29,11 @@ impl<'a> Input<'a> {
         self.pos >= self.data.len()
     }
 
+    /// The next byte without taking it.
+    fn peek(&self) -> Option<u8> {
+        self.data.get(self.pos).copied()
+    }
+
     fn byte(&mut self) -> u8 {
         let b = self.data.get(self.pos).copied().unwrap_or(0);
         self.pos += 1;
@@ -394,8 +399,9 @@ impl Read for Trickle<'_> {
 }
 
 /// Fuzz target `random_operations`: decodes the input into writes, batches,
-/// deletes, renames, streams, reopens, compactions, torn tails and garbage
-/// appended after the tail, and compares the store with a map after each.
+/// deletes, mixed batches of writes and deletes, renames, streams, reopens,
+/// compactions, torn tails and garbage appended after the tail, and compares
+/// the store with a map after each.
 pub fn random_operations(data: &[u8]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let path = dir.path().join("ops.mmblob");
@@ -431,6 +437,30 @@ pub fn random_operations(data: &[u8]) {
                 let k = key(&mut input);
                 let existed = store.delete(&k).expect("delete");
                 assert_eq!(existed, model.remove(&k).is_some(), "delete result");
+            }
+            4 if input.peek().is_some_and(|b| b & 0x80 != 0) => {
+                // One `WriteBatch` mixing writes and deletes.
+                let n = 1 + input.byte() % 8;
+                let mut batch = store.batch();
+                let (mut written, mut deleted) = (0, 0);
+                for _ in 0..n {
+                    if input.byte().is_multiple_of(2) {
+                        let (k, v) = (key(&mut input), value(&mut input));
+                        batch.write(k.clone(), v.clone());
+                        model.insert(k, v);
+                        written += 1;
+                    } else {
+                        let k = key(&mut input);
+                        deleted += usize::from(model.remove(&k).is_some());
+                        batch.delete(k);
+                    }
+                }
+                let done = batch.commit().expect("mixed batch");
+                assert_eq!(
+                    (done.written, done.deleted),
+                    (written, deleted),
+                    "mixed batch"
+                );
             }
             4 => {
                 let n = 1 + input.byte() % 4;

@@ -20,7 +20,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::collections::hash_map::Entry as MapEntry;
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
@@ -43,6 +43,10 @@ const LOOKUP_WINDOW: usize = 32;
 /// How far ahead of the entry being encoded its value is prefetched.
 const PREFETCH_AHEAD: usize = 8;
 
+/// Bytes of the file per bit of [`DeadEnds::Blocks`]: less than the
+/// shortest entry (a trailer and a one-byte key), so that two entry ends
+/// never share a cell.
+const DEAD_CELL: u64 = TRAILER_LEN;
 /// One operation of a batch: a write (`Some(value)`) or a delete (`None`).
 type Op<'k> = (&'k [u8], Option<&'k [u8]>);
 
@@ -282,7 +286,7 @@ impl DataStore {
         op: &impl Fn(usize) -> Op<'k>,
     ) -> Result<BatchOutcome> {
         let (emitted, deleted) = if deletes {
-            let (emitted, deleted) = self.plan(count, op);
+            let (emitted, deleted) = self.plan(state, count, op);
             (Some(emitted), deleted)
         } else {
             (None, 0)
@@ -315,9 +319,22 @@ impl DataStore {
     /// Which operations write an entry (by index, in order) and how many of
     /// them are deletes: every write, and every delete of a key that exists
     /// at that point of the batch.
-    fn plan<'k>(&self, count: usize, op: &impl Fn(usize) -> Op<'k>) -> (Vec<usize>, usize) {
-        let mut pending: KeyMap<'k, bool> =
-            HashMap::with_capacity_and_hasher(count, BuildHasherDefault::default());
+    ///
+    /// Keys written in the batch are tracked in a hash set. Any other key
+    /// exists while its indexed entry has not been deleted earlier in the
+    /// batch; those deleted entries are remembered by their end offset,
+    /// which for a dense file fits a bitmap of a bit per 32 bytes (an entry
+    /// is at least 33 bytes long, so no two end in one cell), far smaller
+    /// than a set of keys.
+    fn plan<'k>(
+        &self,
+        state: &State,
+        count: usize,
+        op: &impl Fn(usize) -> Op<'k>,
+    ) -> (Vec<usize>, usize) {
+        let mut written: KeyMap<'k, bool> = HashMap::default();
+        let mut dead = DeadEnds::new(state.tail, count);
+        let mut damaged_deleted: std::collections::HashSet<&'k [u8]> = Default::default();
         let mut emitted = Vec::with_capacity(count);
         let mut deleted = 0;
         let mut hashes = [0u64; LOOKUP_WINDOW];
@@ -332,19 +349,20 @@ impl DataStore {
             self.index.prefetch(hashes);
             for (&hash, i) in hashes.iter().zip(window) {
                 let (key, value) = op(i);
-                let slot = pending.entry(Hashed { hash, key });
+                let hashed = Hashed { hash, key };
                 if value.is_some() {
-                    slot.insert_entry(true);
+                    written.insert(hashed, true);
                     emitted.push(i);
                     continue;
                 }
-                let live = match slot {
-                    MapEntry::Occupied(mut known) => std::mem::replace(known.get_mut(), false),
-                    MapEntry::Vacant(unknown) => {
-                        unknown.insert(false);
-                        // A key hidden because its newest entry is damaged exists too.
-                        self.index.contains(hash, key) || self.is_damaged_key(key)
-                    }
+                let live = match written.get_mut(&hashed) {
+                    Some(live) => std::mem::replace(live, false),
+                    None => match self.index.end_of(hash, key) {
+                        Some(end) => dead.insert(end),
+                        // A key hidden because its newest entry is damaged
+                        // exists too, until this batch deletes it.
+                        None => self.is_damaged_key(key) && damaged_deleted.insert(key),
+                    },
                 };
                 if live {
                     emitted.push(i);
@@ -518,6 +536,40 @@ impl DataStore {
         let epoch = state.epoch;
         drop(state);
         self.make_durable(outcome.end, epoch).map(drop)
+    }
+}
+
+/// Entry ends deleted earlier in a batch.
+enum DeadEnds {
+    /// A bit per [`DEAD_CELL`] bytes of the file.
+    Blocks(Vec<u64>),
+    Set(HashSet<u64>),
+}
+
+impl DeadEnds {
+    /// A set for a batch of `ops` operations on a file ending at `tail`:
+    /// a bitmap unless it would take more than 16 bytes per operation.
+    fn new(tail: u64, ops: usize) -> DeadEnds {
+        let words = tail / DEAD_CELL / 64 + 1;
+        if words.saturating_mul(8) <= (ops as u64).saturating_mul(16) {
+            DeadEnds::Blocks(vec![0; words as usize])
+        } else {
+            DeadEnds::Set(HashSet::new())
+        }
+    }
+
+    /// Records `end`; false if it was recorded before.
+    fn insert(&mut self, end: u64) -> bool {
+        match self {
+            DeadEnds::Blocks(words) => {
+                let block = (end - 1) / DEAD_CELL;
+                let (word, bit) = ((block / 64) as usize, 1u64 << (block % 64));
+                let fresh = words[word] & bit == 0;
+                words[word] |= bit;
+                fresh
+            }
+            DeadEnds::Set(ends) => ends.insert(end),
+        }
     }
 }
 

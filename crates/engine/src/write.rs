@@ -315,6 +315,10 @@ impl DataStore {
         // are committed: mmblob never changes or truncates them.
         unsafe { state.map.extend_readable(last.end) };
         let map = Arc::clone(&state.map);
+        if entries.len() > CHANGES_AT_ONCE {
+            let added = entries.iter().filter(|e| !e.tombstone).map(|e| e.hash);
+            self.index.reserve(added);
+        }
         let mut changes: Vec<Change<'_>> = Vec::with_capacity(entries.len().min(CHANGES_AT_ONCE));
         for few in entries.chunks(CHANGES_AT_ONCE) {
             changes.clear();
