@@ -51,11 +51,12 @@ fi
 
 echo "python: the README example (examples/quickstart.py)"
 # The README shows this file verbatim; check that it still does.
-"$py" - "$here/README.md" "$here/examples/quickstart.py" <<'PY'
+"$py" - "$here/README.md" "$here/../README.md" "$here/examples/quickstart.py" <<'PY'
 import sys
-readme, example = (open(p, encoding="utf-8").read() for p in sys.argv[1:])
-if example.strip() not in readme:
-    sys.exit("python/README.md does not show examples/quickstart.py verbatim; update it")
+*readmes, example = (open(p, encoding="utf-8").read() for p in sys.argv[1:])
+for path, readme in zip(sys.argv[1:], readmes):
+    if example.strip() not in readme:
+        sys.exit(f"{path} does not show examples/quickstart.py verbatim; update it")
 PY
 (cd "$(mktemp -d)" && "$py" "$here/examples/quickstart.py")
 echo "python: all checks passed"

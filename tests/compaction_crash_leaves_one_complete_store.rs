@@ -163,6 +163,8 @@ fn dir_names(dir: &Path) -> Vec<String> {
                 .to_string_lossy()
                 .into_owned()
         })
+        // The index sidecar is a cache that every writable close may leave.
+        .filter(|name| !name.ends_with(".index"))
         .collect();
     names.sort();
     names
@@ -279,7 +281,12 @@ fn compaction_survives_sigkill_at_many_points() {
         }
         let report = store.verify().expect("verify");
         assert!(report.is_ok(), "round {round}: {report:?}");
-        assert!(store.damage().is_empty(), "round {round}: damage recorded");
+        // An interrupted write is cut and reported as such; nothing else.
+        assert!(
+            store.damage().iter().all(|d| d.is_torn_tail()),
+            "round {round}: damage recorded: {:?}",
+            store.damage()
+        );
         drop(store);
         next = acked;
     }

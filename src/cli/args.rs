@@ -125,7 +125,7 @@ pub enum Command {
     /// Show entries, live and reclaimable bytes, file size, format version, damage
     #[command(after_help = help_with_examples!("mmblob stat", "mmblob --json stat"))]
     Stat,
-    /// Check the checksum of every entry; exit status 4 if any is damaged
+    /// Check the checksum of every entry; exit status 4 if any is damaged or bytes were ignored
     #[command(after_help = help_with_examples!(
         "mmblob verify",
         "mmblob verify && echo intact",
@@ -175,6 +175,50 @@ pub enum Command {
         "mmblob --json backup data.bak | jq '.from, .to'",
     ))]
     Backup(BackupArgs),
+    /// Copy every entry that still checks into a new store: the way out of a damaged store
+    #[command(
+        long_about = "Copy every entry of SRC that still checks into a new store at DEST: the \
+            newest intact value of each key (deleted keys stay deleted, batches stay whole). \
+            A key whose newest value is damaged is not copied (an older value is not put in \
+            its place). Works on a store that cannot be opened, also when its header is \
+            damaged. SRC is only read; DEST must not exist or be empty. Lists what was left \
+            behind (offsets, and keys where they can be read); exit status 0 when DEST was \
+            written.",
+        after_help = help_with_examples!(
+            "mmblob salvage store.mmblob rescued.mmblob",
+            "mmblob --json salvage store.mmblob rescued.mmblob",
+            "mmblob salvage store.mmblob rescued.mmblob && mv rescued.mmblob store.mmblob",
+        )
+    )]
+    Salvage(SalvageArgs),
+    /// Upload the bytes written since the last push to an object store (S3, a cluster, a directory)
+    #[command(after_help = help_with_examples!(
+        "mmblob push s3://my-bucket/stores/photos",
+        "mmblob --store data.mmblob --json push file:///mnt/backup/data",
+        "AWS_ENDPOINT_URL=http://127.0.0.1:3900 AWS_ALLOW_HTTP=true mmblob push s3://b/p",
+    ))]
+    Push(crate::cli::commands::push::PushArgs),
+    /// Create or update a read-only replica of a pushed store, checking every entry
+    #[command(after_help = help_with_examples!(
+        "mmblob pull s3://my-bucket/stores/photos photos.mmblob",
+        "mmblob --json pull file:///mnt/backup/data data.mmblob",
+    ))]
+    Pull(crate::cli::commands::pull::PullArgs),
+    /// Keep a replica current: pull on an interval until Ctrl-C
+    #[command(after_help = help_with_examples!(
+        "mmblob follow s3://my-bucket/stores/photos photos.mmblob",
+        "mmblob --json follow --interval-ms 200 file:///mnt/backup/data data.mmblob",
+    ))]
+    Follow(crate::cli::commands::follow::FollowArgs),
+}
+
+/// Arguments of `mmblob salvage`.
+#[derive(Debug, ClapArgs)]
+pub struct SalvageArgs {
+    /// The damaged store file (only read)
+    pub src: PathBuf,
+    /// Path of the new store (must not exist, or be an empty file)
+    pub dest: PathBuf,
 }
 
 /// Arguments of `mmblob demo`.

@@ -18,7 +18,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{Args, Command};
-use commands::{backup, compact, cp, del, export, get, import, info, ls, mv, put, stat, verify};
+use commands::{
+    backup, compact, cp, del, export, follow, get, import, info, ls, mv, pull, push, put, salvage,
+    stat, verify,
+};
 use error::CliResult;
 
 /// Parses the command line, runs the command, and turns failures into one
@@ -58,6 +61,10 @@ fn run(args: &Args) -> CliResult {
         Command::Cp(cp) => cp::run(&path, cp, args.json),
         Command::Info(info) => info::run(&path, info, args.json),
         Command::Backup(backup) => backup::run(&path, backup, args.json),
+        Command::Salvage(salvage) => salvage::run(salvage, args.json),
+        Command::Push(push) => push::run(&path, push, args.json),
+        Command::Pull(pull) => pull::run(pull, args.json),
+        Command::Follow(follow) => follow::run(follow, args.json),
     }
 }
 

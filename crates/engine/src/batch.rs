@@ -297,6 +297,14 @@ impl DataStore {
         }
         let position = |j: usize| emitted.as_ref().map_or(j, |e| e[j]);
         let end = self.append_batch(state, entries, &position, op)?;
+        if deleted > 0 {
+            self.forget_damaged_keys(
+                (0..entries)
+                    .map(|j| op(position(j)))
+                    .filter(|(_, value)| value.is_none())
+                    .map(|(key, _)| key),
+            );
+        }
         Ok(BatchOutcome {
             end,
             written: entries - deleted,
@@ -334,7 +342,8 @@ impl DataStore {
                     MapEntry::Occupied(mut known) => std::mem::replace(known.get_mut(), false),
                     MapEntry::Vacant(unknown) => {
                         unknown.insert(false);
-                        self.index.contains(hash, key)
+                        // A key hidden because its newest entry is damaged exists too.
+                        self.index.contains(hash, key) || self.is_damaged_key(key)
                     }
                 };
                 if live {

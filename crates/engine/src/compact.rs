@@ -124,16 +124,34 @@ impl DataStore {
     /// entries are dropped like any dead entry.)
     fn refuse_unreadable_damage(&self) -> Result<()> {
         let damage = self.damage();
-        match damage.iter().find(|d| d.kind == DamageKind::Unreadable) {
-            None => Ok(()),
-            Some(first) => Err(Error::Corrupt {
+        if let Some(first) = damage.iter().find(|d| d.kind == DamageKind::Unreadable) {
+            return Err(Error::Corrupt {
                 offset: first.range.start,
                 reason: format!(
-                    "{first}; compaction would discard these bytes for good. Copy the readable \
-                     entries into a new store instead (for example `mmblob export` then `mmblob import`)"
+                    "{first}; compaction would discard these bytes for good. Copy every intact \
+                     entry into a new store instead with `mmblob salvage SRC DEST` \
+                     (DataStore::salvage_to)"
                 ),
-            }),
+            });
         }
+        // Hidden damaged entries would be dropped for good too, unless
+        // their key was written again since.
+        let hidden = self.damaged_keys();
+        if let Some((key, offset)) = hidden
+            .iter()
+            .find(|(key, _)| !self.index.contains(self.hash(key), key))
+        {
+            return Err(Error::Corrupt {
+                offset: *offset,
+                reason: format!(
+                    "the newest entry of key {} is damaged; compaction would drop it for good. \
+                     Write the key again, or copy every intact entry into a new store with \
+                     `mmblob salvage SRC DEST` (DataStore::salvage_to)",
+                    mmblob_entry::display_key(key)
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn rewrite(
@@ -194,6 +212,7 @@ impl DataStore {
         let before = state.tail;
         state.file = Arc::new(file);
         state.lock = Some(lock);
+        state.map.retire();
         state.map = new_map;
         state.tail = tail;
         state.store_id = new_id;

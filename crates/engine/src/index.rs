@@ -351,6 +351,20 @@ impl Index {
         Some((Arc::clone(map), end))
     }
 
+    /// The map and entry end of `key`, if it is live, borrowed for as long
+    /// as `guard` stays pinned: no reference count is touched.
+    pub(crate) fn locate<'a>(
+        &'a self,
+        hash: u64,
+        key: &[u8],
+        guard: &'a Guard,
+    ) -> Option<(&'a Arc<Mapping>, u64)> {
+        self.shards[shard_of(hash)].lookup(guard, |table, map| {
+            let bytes = map.readable();
+            Some((map, table.get(hash, |end| holds_key(bytes, end, key))?))
+        })
+    }
+
     /// `f(value)` for the value of `key`, if it is live (see
     /// [`Index::find_pinned`]). No lock is held while `f` runs, and no
     /// reference count is touched.

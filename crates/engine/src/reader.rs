@@ -61,7 +61,7 @@ impl Reader<'_> {
         check_key(key)?;
         let store = self.store;
         match store.index.find_pinned(store.hash(key), key, &self.guard) {
-            None => Ok(None),
+            None => store.refuse_damaged_key(key).map(|()| None),
             Some(Ok(value)) => Ok(Some(value)),
             Some(Err(end)) => Err(unreadable_value(end)),
         }

@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, PermissionsExt};
 use std::path::{Path as FsPath, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -339,6 +339,11 @@ async fn replace(
         manifest.end,
         id,
     )?;
+    // Readable like any store file (a temporary file starts private).
+    staging
+        .as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
+        .map_err(|e| RemoteError::io("setting permissions of", staging.path(), e))?;
     staging
         .as_file()
         .sync_all()

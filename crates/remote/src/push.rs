@@ -10,7 +10,7 @@ use futures::stream::{FuturesUnordered, StreamExt, TryStreamExt};
 use mmblob_engine::DataStore;
 use mmblob_entry::format::HEADER_LEN;
 use object_store::path::Path;
-use object_store::{ObjectStore, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, PutPayload};
 use tracing::{Instrument, debug, info, info_span, warn};
 use xxhash_rust::xxh3::Xxh3;
 
@@ -178,7 +178,10 @@ async fn push_inner(
 ) -> Result<PushStats> {
     let started = Instant::now();
     let source = Source::snapshot(store)?;
-    let old = read_manifest(remote, prefix).await?;
+    // One round trip for both: the manifest, and the listing that tells
+    // what a failed push left behind (deleted once the new manifest is in).
+    let (old, listing) = futures::join!(read_manifest(remote, prefix), list_all(remote, prefix));
+    let old = old?;
     let id = source.store_id;
     let end = source.end;
     if id == 0 || end < HEADER_LEN {
@@ -293,7 +296,7 @@ async fn push_inner(
     );
 
     // The new manifest is in place: what it does not name can go.
-    let removed = match remove_unnamed(remote, prefix, &manifest).await {
+    let removed = match remove_unnamed(remote, prefix, &manifest, listing).await {
         Ok(n) => n,
         Err(err) => {
             warn!(error = %err, "could not remove stale objects; the next push retries");
@@ -391,17 +394,25 @@ fn part_done(sent: object_store::Result<u64>, location: &Path) -> Result<u64> {
     sent.map_err(|e| RemoteError::store("uploading a part of", location, e))
 }
 
+/// Every object under `prefix`.
+async fn list_all(remote: &dyn ObjectStore, prefix: &Path) -> Result<Vec<ObjectMeta>> {
+    remote
+        .list(Some(prefix))
+        .try_collect()
+        .await
+        .map_err(|e| RemoteError::store("listing", prefix, e))
+}
+
 /// Deletes segment objects the manifest does not name: in the current and
 /// retained generations, and whole generation directories it does not know.
+/// `listing` was taken before the push; objects this push wrote are named.
 async fn remove_unnamed(
     remote: &dyn ObjectStore,
     prefix: &Path,
     manifest: &Manifest,
+    listing: Result<Vec<ObjectMeta>>,
 ) -> Result<usize> {
-    let listing = remote
-        .list_with_delimiter(Some(prefix))
-        .await
-        .map_err(|e| RemoteError::store("listing", prefix, e))?;
+    let listing = listing?;
     let mut keep: HashSet<String> = HashSet::new();
     let mut known: HashSet<u64> = HashSet::new();
     if let Ok(id) = manifest.id() {
@@ -418,24 +429,22 @@ async fn remove_unnamed(
             }
         }
     }
+    let depth = prefix.parts().count();
     let mut doomed = Vec::new();
-    for dir in listing.common_prefixes {
-        let Some(id) = dir.filename().and_then(layout::parse_generation_name) else {
+    for object in listing {
+        // Only <prefix>/<16 hex digits>/<...>.seg: never anything else.
+        let parts: Vec<_> = object.location.parts().collect();
+        if parts.len() != depth + 2 {
+            continue;
+        }
+        let Some(id) = layout::parse_generation_name(parts[depth].as_ref()) else {
             continue;
         };
-        let objects: Vec<_> = remote
-            .list(Some(&dir))
-            .try_collect()
-            .await
-            .map_err(|e| RemoteError::store("listing", &dir, e))?;
-        for object in objects {
-            let name = object.location.filename().unwrap_or_default();
-            if !layout::is_segment_name(name) {
-                continue;
-            }
-            if !known.contains(&id) || !keep.contains(object.location.as_ref()) {
-                doomed.push(object.location);
-            }
+        if !layout::is_segment_name(parts[depth + 1].as_ref()) {
+            continue;
+        }
+        if !known.contains(&id) || !keep.contains(object.location.as_ref()) {
+            doomed.push(object.location);
         }
     }
     let count = doomed.len();
