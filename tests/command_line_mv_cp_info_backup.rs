@@ -138,3 +138,91 @@ fn backup_reports_full_then_incremental_ranges_and_refuses_other_files() {
     assert_eq!(status, 1, "{err}");
     assert!(err.contains("same store"), "{err}");
 }
+
+fn put(store: &Path, dir: &Path, args: &[&str], value: &[u8]) {
+    let file = dir.join("value.bin");
+    std::fs::write(&file, value).unwrap();
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(file.to_str().unwrap());
+    ok(store, &all);
+}
+
+#[test]
+fn ns_flag_keeps_every_key_command_inside_one_namespace() {
+    let (dir, store) = setup();
+    put(
+        &store,
+        dir.path(),
+        &["put", "--ns", "users", "a"],
+        b"user a",
+    );
+    put(
+        &store,
+        dir.path(),
+        &["put", "--ns", "users", "b"],
+        b"user b",
+    );
+    put(
+        &store,
+        dir.path(),
+        &["put", "--ns", "groups", "a"],
+        b"group a",
+    );
+    assert_eq!(ok(&store, &["get", "a"]), b"apple");
+    assert_eq!(ok(&store, &["get", "--ns", "users", "a"]), b"user a");
+    assert_eq!(ok(&store, &["get", "--ns", "groups", "a"]), b"group a");
+    assert_eq!(code(&store, &["get", "--ns", "groups", "b"]).0, 3);
+
+    // ls: plain keys only, or one namespace's keys, or the namespaces.
+    assert_eq!(String::from_utf8(ok(&store, &["ls"])).unwrap(), "a\nb\n");
+    assert_eq!(
+        String::from_utf8(ok(&store, &["ls", "--ns", "users"])).unwrap(),
+        "a\nb\n"
+    );
+    assert_eq!(
+        String::from_utf8(ok(&store, &["ls", "--namespaces"])).unwrap(),
+        "groups\nusers\n"
+    );
+    let names: Value =
+        serde_json::from_slice(&ok(&store, &["--json", "ls", "--namespaces"])).unwrap();
+    assert_eq!(names, serde_json::json!(["groups", "users"]));
+
+    ok(&store, &["mv", "--ns", "users", "a", "c"]);
+    ok(&store, &["cp", "--ns", "users", "c", "d"]);
+    assert_eq!(ok(&store, &["get", "--ns", "users", "d"]), b"user a");
+    assert_eq!(
+        ok(&store, &["get", "a"]),
+        b"apple",
+        "the plain key is untouched"
+    );
+    let info: Value =
+        serde_json::from_slice(&ok(&store, &["--json", "info", "--ns", "users", "d"])).unwrap();
+    assert_eq!(info["size"], 6);
+
+    ok(&store, &["del", "--ns", "users", "c"]);
+    assert_eq!(code(&store, &["get", "--ns", "users", "c"]).0, 3);
+    let (status, err) = code(&store, &["get", "--ns", "", "a"]);
+    assert_eq!(status, 2, "{err}");
+}
+
+#[test]
+fn del_prefix_deletes_every_matching_key_in_one_step() {
+    let (dir, store) = setup();
+    for key in ["logs/1", "logs/2", "logs/3", "keep"] {
+        put(&store, dir.path(), &["put", key], key.as_bytes());
+    }
+    put(&store, dir.path(), &["put", "--ns", "n", "logs/1"], b"ns");
+    let json: Value =
+        serde_json::from_slice(&ok(&store, &["--json", "del", "--prefix", "logs/"])).unwrap();
+    assert_eq!(json["deleted"], 3);
+    assert_eq!(
+        String::from_utf8(ok(&store, &["ls"])).unwrap(),
+        "a\nb\nkeep\n"
+    );
+    assert_eq!(ok(&store, &["get", "--ns", "n", "logs/1"]), b"ns");
+    ok(&store, &["del", "--ns", "n", "--prefix", "logs"]);
+    assert_eq!(code(&store, &["get", "--ns", "n", "logs/1"]).0, 3);
+    // Nothing under the prefix: nothing to do, not an error.
+    ok(&store, &["del", "--prefix", "nothing/"]);
+    assert_eq!(code(&store, &["del"]).0, 2, "keys or --prefix are required");
+}

@@ -252,11 +252,14 @@ pub struct SyncArgs {
 }
 
 /// `--raw-keys`, shared by the commands that take keys.
-#[derive(Debug, Clone, Copy, ClapArgs)]
+#[derive(Debug, Clone, ClapArgs)]
 pub struct KeyArgs {
     /// Take key arguments as they are, even those that read as `0x` and hex digits
     #[arg(long, visible_alias = "raw-key")]
     pub raw_keys: bool,
+    /// Work on the keys of namespace NAME instead of the plain keys
+    #[arg(long, value_name = "NAME")]
+    pub ns: Option<String>,
 }
 
 /// Arguments of `mmblob put`.
@@ -292,8 +295,11 @@ pub struct GetArgs {
 #[derive(Debug, ClapArgs)]
 pub struct DelArgs {
     /// Keys to delete (`0x` + hex digits: the key with those bytes)
-    #[arg(required = true)]
+    #[arg(required_unless_present = "prefix")]
     pub keys: Vec<OsString>,
+    /// Delete every key that starts with P, in one atomic step (with the keys listed too)
+    #[arg(long, short = 'p', value_name = "P")]
+    pub prefix: Option<OsString>,
     /// Do not fail when a key does not exist
     #[arg(long, short = 'f')]
     pub force: bool,
@@ -312,6 +318,9 @@ pub struct LsArgs {
     /// Show each value's size and its offset in the store file
     #[arg(long, short = 'l')]
     pub long: bool,
+    /// List the namespaces that hold keys instead of keys
+    #[arg(long, conflicts_with_all = ["prefix", "long", "ns"])]
+    pub namespaces: bool,
     #[command(flatten)]
     pub keys: KeyArgs,
 }

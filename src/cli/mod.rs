@@ -9,6 +9,7 @@ mod interrupt;
 mod output;
 mod own_files;
 mod progress;
+mod space;
 mod store;
 
 use std::io::IsTerminal;

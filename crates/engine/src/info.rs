@@ -64,7 +64,8 @@ impl DataStore {
     /// # Errors
     /// [`Error::InvalidKey`]; [`Error::Corrupt`] if the indexed trailer
     /// cannot be read back.
-    pub fn entry_info(&self, key: &[u8]) -> Result<Option<EntryInfo>> {
+    pub fn entry_info(&self, key: impl AsRef<[u8]>) -> Result<Option<EntryInfo>> {
+        let key = key.as_ref();
         check_key(key)?;
         let Some((map, end)) = self.index.get(self.hash(key), key) else {
             return Ok(None);

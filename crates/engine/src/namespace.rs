@@ -208,7 +208,9 @@ impl<'s> Namespace<'s> {
     ///
     /// # Errors
     /// [`Error::InvalidNamespaceKey`], and as [`DataStore::write`].
-    pub fn write(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+    pub fn write(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64> {
+        let key = key.as_ref();
+        let value = value.as_ref();
         self.batch_write(&[(key, value)])
     }
 
@@ -234,7 +236,12 @@ impl<'s> Namespace<'s> {
     ///
     /// # Errors
     /// [`Error::InvalidNamespaceKey`], and as [`DataStore::write_stream`].
-    pub fn write_stream(&self, key: &[u8], reader: &mut impl std::io::Read) -> Result<u64> {
+    pub fn write_stream(
+        &self,
+        key: impl AsRef<[u8]>,
+        reader: &mut impl std::io::Read,
+    ) -> Result<u64> {
+        let key = key.as_ref();
         self.store.write_stream_raw(&self.stored(key)?, reader)
     }
 
@@ -244,7 +251,9 @@ impl<'s> Namespace<'s> {
     /// # Errors
     /// [`Error::KeyNotFound`] (with the stored key) when `old` does not
     /// exist, [`Error::InvalidNamespaceKey`], and as [`DataStore::rename`].
-    pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
+    pub fn rename(&self, old: impl AsRef<[u8]>, new: impl AsRef<[u8]>) -> Result<()> {
+        let old = old.as_ref();
+        let new = new.as_ref();
         self.store
             .rename_batch(&self.stored(old)?, &self.stored(new)?)
     }
@@ -253,24 +262,43 @@ impl<'s> Namespace<'s> {
     ///
     /// # Errors
     /// [`Error::InvalidNamespaceKey`], and as [`DataStore::entry_info`].
-    pub fn entry_info(&self, key: &[u8]) -> Result<Option<crate::EntryInfo>> {
+    pub fn entry_info(&self, key: impl AsRef<[u8]>) -> Result<Option<crate::EntryInfo>> {
+        let key = key.as_ref();
         self.store.entry_info(&self.stored(key)?)
     }
 
     /// The live entries of this namespace whose key (inside the namespace)
     /// starts with `prefix`, in file order.
     #[must_use]
-    pub fn entries_with_prefix(&self, prefix: &[u8]) -> crate::prefix::PrefixIter {
+    pub fn entries_with_prefix(&self, prefix: impl AsRef<[u8]>) -> crate::prefix::PrefixIter {
+        let prefix = prefix.as_ref();
         let mut full = self.prefix.clone();
         full.extend_from_slice(prefix);
         self.store.entries_with_prefix(&full)
+    }
+
+    /// [`DataStore::batch_write_pairs`] in this namespace: atomic, for owned
+    /// or borrowed pairs of anything that can be viewed as bytes.
+    ///
+    /// # Errors
+    /// As [`Namespace::batch_write`].
+    pub fn batch_write_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        entries: &[(K, V)],
+    ) -> Result<u64> {
+        let refs: Vec<(&[u8], &[u8])> = entries
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value.as_ref()))
+            .collect();
+        self.batch_write(&refs)
     }
 
     /// [`DataStore::read`] in this namespace.
     ///
     /// # Errors
     /// [`Error::InvalidNamespaceKey`], and as [`DataStore::read`].
-    pub fn read(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
+    pub fn read(&self, key: impl AsRef<[u8]>) -> Result<Option<EntryHandle>> {
+        let key = key.as_ref();
         self.store.read(&self.stored(key)?)
     }
 
@@ -278,7 +306,8 @@ impl<'s> Namespace<'s> {
     ///
     /// # Errors
     /// [`Error::InvalidNamespaceKey`].
-    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+    pub fn exists(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
         self.store.exists(&self.stored(key)?)
     }
 
@@ -286,7 +315,8 @@ impl<'s> Namespace<'s> {
     ///
     /// # Errors
     /// [`Error::InvalidNamespaceKey`], and as [`DataStore::delete`].
-    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
         self.store.delete(&self.stored(key)?)
     }
 

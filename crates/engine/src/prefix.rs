@@ -90,7 +90,8 @@ impl DataStore {
     /// handles; like [`DataStore::keys_with_prefix`], only matching entries
     /// are read.
     #[must_use]
-    pub fn entries_with_prefix(&self, prefix: &[u8]) -> PrefixIter {
+    pub fn entries_with_prefix(&self, prefix: impl AsRef<[u8]>) -> PrefixIter {
+        let prefix = prefix.as_ref();
         let (map, ends) = self.ends_with_prefix(prefix);
         PrefixIter {
             map,

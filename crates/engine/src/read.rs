@@ -26,7 +26,8 @@ impl DataStore {
     /// over every byte read. [`EntryHandle::verify_checksum`] checks one
     /// value, [`DataStore::verify`] every entry, and
     /// [`OpenOptions::strict`](crate::OpenOptions::strict) every entry at open.
-    pub fn read(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
+    pub fn read(&self, key: impl AsRef<[u8]>) -> Result<Option<EntryHandle>> {
+        let key = key.as_ref();
         check_key(key)?;
         let guard = crossbeam_epoch::pin();
         self.read_hashed(self.hash(key), key, &guard)
@@ -64,7 +65,12 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::read`].
-    pub fn read_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+    pub fn read_with<R>(
+        &self,
+        key: impl AsRef<[u8]>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
+        let key = key.as_ref();
         check_key(key)?;
         let found = self.index.with_value(self.hash(key), key, f);
         match found {
@@ -110,7 +116,8 @@ impl DataStore {
     ///
     /// # Errors
     /// [`Error::InvalidKey`].
-    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+    pub fn exists(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
         check_key(key)?;
         Ok(self.index.contains(self.hash(key), key))
     }

@@ -28,7 +28,9 @@ impl DataStore {
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], or [`Error::Io`] when the
     /// append fails (then nothing of it is visible and the store stays usable).
-    pub fn write(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+    pub fn write(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64> {
+        let key = key.as_ref();
+        let value = value.as_ref();
         self.batch_write(&[(key, value)])
     }
 
@@ -47,6 +49,37 @@ impl DataStore {
         self.batch_write_raw(entries)
     }
 
+    /// [`DataStore::batch_write`] for pairs of anything that can be viewed
+    /// as bytes, owned or borrowed: `Vec<(String, Vec<u8>)>`,
+    /// `&[(&str, &str)]`, ... Atomic like `batch_write`.
+    ///
+    /// (`batch_write` itself keeps its slice-of-slices parameter: a generic
+    /// one would stop `batch_write(&[])` and arrays mixing byte strings of
+    /// different lengths from compiling.)
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = mmblob_engine::DataStore::open(dir.path().join("s")).unwrap();
+    /// let rows: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("row/{i}"), vec![i; 4])).collect();
+    /// store.batch_write_pairs(&rows)?;
+    /// store.batch_write_pairs(&[("greeting", "hello"), ("farewell", "bye")])?;
+    /// assert_eq!(store.len(), 5);
+    /// # Ok::<(), mmblob_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`DataStore::batch_write`].
+    pub fn batch_write_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        entries: &[(K, V)],
+    ) -> Result<u64> {
+        let refs: Vec<(&[u8], &[u8])> = entries
+            .iter()
+            .map(|(key, value)| (key.as_ref(), value.as_ref()))
+            .collect();
+        self.batch_write(&refs)
+    }
+
     /// [`DataStore::batch_write`] that accepts namespaced keys.
     pub(crate) fn batch_write_raw(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
         self.apply_batch("write", entries.len(), |i| {
@@ -60,7 +93,8 @@ impl DataStore {
     ///
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`].
-    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
         Ok(self.batch_delete(&[key])? == 1)
     }
 
@@ -78,7 +112,9 @@ impl DataStore {
     ///
     /// # Errors
     /// [`Error::KeyNotFound`] when `old` does not exist, and as [`DataStore::write`].
-    pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
+    pub fn rename(&self, old: impl AsRef<[u8]>, new: impl AsRef<[u8]>) -> Result<()> {
+        let old = old.as_ref();
+        let new = new.as_ref();
         crate::namespace::refuse_reserved(new)?;
         self.rename_batch(old, new)
     }
@@ -89,7 +125,8 @@ impl DataStore {
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::SameStore`], and the errors of
     /// [`DataStore::write_stream`] on `target`.
-    pub fn copy_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+    pub fn copy_to(&self, key: impl AsRef<[u8]>, target: &DataStore) -> Result<()> {
+        let key = key.as_ref();
         self.copy_entry(key, target).map(drop)
     }
 
@@ -115,7 +152,8 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::copy_to`], plus the errors of [`DataStore::delete`].
-    pub fn transfer_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+    pub fn transfer_to(&self, key: impl AsRef<[u8]>, target: &DataStore) -> Result<()> {
+        let key = key.as_ref();
         self.check_writable("transfer")?;
         let copied = self.copy_entry(key, target)?;
         self.delete_if_unchanged(&copied)
@@ -172,7 +210,8 @@ impl DataStore {
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`] for a failed
     /// read of `reader` or a failed write.
-    pub fn write_stream(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
+    pub fn write_stream(&self, key: impl AsRef<[u8]>, reader: &mut impl Read) -> Result<u64> {
+        let key = key.as_ref();
         crate::namespace::refuse_reserved(key)?;
         self.write_stream_raw(key, reader)
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::cli::args::CpArgs;
 use crate::cli::error::{CliError, CliResult, Exit};
 use crate::cli::output::{self, Out};
+use crate::cli::space::Space;
 use crate::cli::{progress, store};
 
 /// `mmblob --json cp`.
@@ -52,12 +53,15 @@ pub fn run(store_path: &Path, args: &CpArgs, json: bool) -> CliResult {
     };
     let writable = store::open_writable(target_path, !same_store)?;
     let source: &DataStore = source_handle.as_ref().unwrap_or(&writable);
+    let ns = args.keys.ns.as_deref();
+    let source = Space::new(source, ns)?;
+    let target = Space::new(&writable, ns)?;
     let entry = source
         .read(&key)
         .map_err(|e| CliError::store(store_path, e))?
         .ok_or_else(|| CliError::key_not_found(store_path, &key))?;
     if args.no_clobber
-        && writable
+        && target
             .exists(&dest_key)
             .map_err(|e| CliError::store(target_path, e))?
     {
@@ -71,9 +75,10 @@ pub fn run(store_path: &Path, args: &CpArgs, json: bool) -> CliResult {
         ));
     }
     let bar = progress::value(entry.len() as u64, "cp");
-    let result = writable.write_stream(&dest_key, &mut bar.wrap_read(entry.stream()));
+    let result = target.write_stream(&dest_key, &mut bar.wrap_read(entry.stream()));
     bar.finish_and_clear();
     result.map_err(|e| CliError::store(target_path, e))?;
+    drop((source, target));
     store::finish(writable, target_path, args.sync.no_sync)?;
     if json {
         let mut out = Out::new();

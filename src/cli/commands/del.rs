@@ -7,6 +7,7 @@ use serde::Serialize;
 use crate::cli::args::DelArgs;
 use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Out};
+use crate::cli::space::Space;
 use crate::cli::store;
 
 /// `mmblob --json del`.
@@ -28,15 +29,31 @@ pub fn run(store_path: &Path, args: &DelArgs, json: bool) -> CliResult {
         .iter()
         .map(|k| store::key_bytes(k, args.key_args.raw_keys))
         .collect::<CliResult<Vec<Vec<u8>>>>()?;
-    let keys: Vec<&[u8]> = keys.iter().map(Vec::as_slice).collect();
     let db = store::open_writable(store_path, false)?;
+    let space = Space::new(&db, args.key_args.ns.as_deref())?;
+    // `--prefix`: every key under it, as it is now (keys inside the
+    // namespace with `--ns`; plain keys otherwise).
+    let matched: Vec<Vec<u8>> = match &args.prefix {
+        Some(prefix) => {
+            let prefix = store::key_arg(prefix, args.key_args.raw_keys);
+            space
+                .entries_with_prefix(&prefix)
+                .map(|e| space.key_of(e.key()).to_vec())
+                .collect()
+        }
+        None => Vec::new(),
+    };
+    let keys: Vec<&[u8]> = keys.iter().chain(&matched).map(Vec::as_slice).collect();
     let mut missing = Vec::new();
     for &key in &keys {
-        if !db.exists(key).map_err(|e| CliError::store(store_path, e))? {
+        if !space
+            .exists(key)
+            .map_err(|e| CliError::store(store_path, e))?
+        {
             missing.push(key);
         }
     }
-    let deleted = db
+    let deleted = space
         .batch_delete(&keys)
         .map_err(|e| CliError::store(store_path, e))?;
     store::sync(&db, store_path, args.sync.no_sync)?;

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
-use mmblob::{DataStore, EntryHandle};
+use mmblob::EntryHandle;
 use rayon::prelude::*;
 use serde::Serialize;
 
@@ -52,7 +52,8 @@ struct Skipped {
 pub fn run(store_path: &Path, args: &ExportArgs, json: bool) -> CliResult {
     let started = Instant::now();
     let db = store::open_read_only(store_path)?;
-    let plan = Plan::new(&db, args, &OwnFiles::of(store_path));
+    let space = crate::cli::space::Space::new(&db, args.keys.ns.as_deref())?;
+    let plan = Plan::new(&space, args, &OwnFiles::of(store_path));
     create_dirs(&args.dir, &plan.files)?;
     let total: u64 = plan.files.iter().map(|(_, e)| e.len() as u64).sum();
     let bar = progress::bytes(total, "export");
@@ -104,7 +105,7 @@ struct Plan {
 impl Plan {
     /// Sorts the entries under `--prefix` into files, refused and damaged
     /// (checksums are checked in parallel).
-    fn new(db: &DataStore, args: &ExportArgs, own_files: &OwnFiles) -> Self {
+    fn new(space: &crate::cli::space::Space<'_>, args: &ExportArgs, own_files: &OwnFiles) -> Self {
         let prefix = args
             .prefix
             .as_deref()
@@ -112,8 +113,8 @@ impl Plan {
         let mut refused = Vec::new();
         let mut own = Vec::new();
         let mut safe = Vec::new();
-        for entry in db.iter_entries().filter(|e| e.key().starts_with(&prefix)) {
-            match relative_path(entry.key()) {
+        for entry in space.entries_with_prefix(&prefix) {
+            match relative_path(space.key_of(entry.key())) {
                 Some(path) => {
                     let path = args.dir.join(path);
                     match own_files.which_path(&path) {

@@ -51,7 +51,8 @@ pub fn run(store_path: &Path, args: &GetArgs, json: bool) -> CliResult {
         return Err(OwnFiles::refusal(path, what, "write the value over"));
     }
     let db = store::open_read_only(store_path)?;
-    let entry = db
+    let space = crate::cli::space::Space::new(&db, args.keys.ns.as_deref())?;
+    let entry = space
         .read(&key)
         .map_err(|e| CliError::store(store_path, e))?
         .ok_or_else(|| CliError::key_not_found(store_path, &key))?;

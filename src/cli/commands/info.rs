@@ -31,7 +31,8 @@ pub fn run(store_path: &Path, args: &InfoArgs, json: bool) -> CliResult {
     let key = store::key_bytes(&args.key, args.keys.raw_keys)?;
     let key = key.as_slice();
     let db = store::open_read_only(store_path)?;
-    let info = db
+    let space = crate::cli::space::Space::new(&db, args.keys.ns.as_deref())?;
+    let info = space
         .entry_info(key)
         .map_err(|e| CliError::store(store_path, e))?
         .ok_or_else(|| CliError::key_not_found(store_path, key))?;

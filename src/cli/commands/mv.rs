@@ -25,7 +25,12 @@ pub fn run(store_path: &Path, args: &MvArgs, json: bool) -> CliResult {
     let old = store::key_bytes(&args.old, args.keys.raw_keys)?;
     let new = store::key_bytes(&args.new, args.keys.raw_keys)?;
     let db = store::open_writable(store_path, false)?;
-    let exists = |key: &[u8]| db.exists(key).map_err(|e| CliError::store(store_path, e));
+    let space = crate::cli::space::Space::new(&db, args.keys.ns.as_deref())?;
+    let exists = |key: &[u8]| {
+        space
+            .exists(key)
+            .map_err(|e| CliError::store(store_path, e))
+    };
     if !exists(&old)? {
         return Err(CliError::key_not_found(store_path, &old));
     }
@@ -40,8 +45,10 @@ pub fn run(store_path: &Path, args: &MvArgs, json: bool) -> CliResult {
             ),
         ));
     }
-    db.rename(&old, &new)
+    space
+        .rename(&old, &new)
         .map_err(|e| CliError::store(store_path, e))?;
+    drop(space);
     store::finish(db, store_path, args.sync.no_sync)?;
     if json {
         let mut out = Out::new();

@@ -50,7 +50,8 @@ pub fn run(store_path: &Path, args: &PutArgs, json: bool) -> CliResult {
     }
     let mut source = Source::new(bar.wrap_read(reader));
     let db = store::open_writable(store_path, true)?;
-    let written = db.write_stream(&key, &mut source);
+    let space = crate::cli::space::Space::new(&db, args.keys.ns.as_deref())?;
+    let written = space.write_stream(&key, &mut source);
     bar.finish_and_clear();
     written.map_err(|e| source.blame(&input, store_path, e))?;
     store::sync(&db, store_path, args.sync.no_sync)?;
