@@ -304,3 +304,16 @@ fn par_iter_entries_composes_and_matches_iter_entries() {
         );
     }
 }
+
+#[test]
+fn handles_stay_static_clone_send_and_sync() {
+    fn assert_traits<T: 'static + Clone + Send + Sync>() {}
+    assert_traits::<EntryHandle>();
+    assert_traits::<mmblob::EntryStream>();
+    fn assert_send<T: Send>() {}
+    assert_send::<mmblob::EntryIter>();
+    assert_send::<mmblob::ParEntryIter>();
+    assert_send::<mmblob::Entries>();
+    fn assert_sync<T: Sync>() {}
+    assert_sync::<mmblob::Entries>();
+}
