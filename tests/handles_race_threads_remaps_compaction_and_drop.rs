@@ -172,9 +172,14 @@ fn readers_by_handle_race_writes_remaps_compactions_and_the_store_drop() {
                 while !done.load(Ordering::Acquire) {
                     let key = (reads * 31 + reader) % KEYS;
                     match reader {
-                        // Point reads, a few kept across the writer's changes.
+                        // Point reads (one by one and from a read session), a
+                        // few kept across the writer's changes.
                         0 => {
-                            let handle = store.read(&key.to_le_bytes()).expect("read");
+                            let handle = if reads.is_multiple_of(2) {
+                                store.read(&key.to_le_bytes()).expect("read")
+                            } else {
+                                store.reader().get_handle(&key.to_le_bytes()).expect("read")
+                            };
                             let handle = handle.expect("every key stays live");
                             check(&handle);
                             if reads.is_multiple_of(97) {
