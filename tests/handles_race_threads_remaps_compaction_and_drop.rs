@@ -172,9 +172,14 @@ fn readers_by_handle_race_writes_remaps_compactions_and_the_store_drop() {
                 while !done.load(Ordering::Acquire) {
                     let key = (reads * 31 + reader) % KEYS;
                     match reader {
-                        // Point reads, a few kept across the writer's changes.
+                        // Point reads (one by one and from a read session), a
+                        // few kept across the writer's changes.
                         0 => {
-                            let handle = store.read(&key.to_le_bytes()).expect("read");
+                            let handle = if reads.is_multiple_of(2) {
+                                store.read(&key.to_le_bytes()).expect("read")
+                            } else {
+                                store.reader().get_handle(&key.to_le_bytes()).expect("read")
+                            };
                             let handle = handle.expect("every key stays live");
                             check(&handle);
                             if reads.is_multiple_of(97) {
@@ -303,4 +308,17 @@ fn par_iter_entries_composes_and_matches_iter_entries() {
             Some(17u64.to_le_bytes().to_vec())
         );
     }
+}
+
+#[test]
+fn handles_stay_static_clone_send_and_sync() {
+    fn assert_traits<T: 'static + Clone + Send + Sync>() {}
+    assert_traits::<EntryHandle>();
+    assert_traits::<mmblob::EntryStream>();
+    fn assert_send<T: Send>() {}
+    assert_send::<mmblob::EntryIter>();
+    assert_send::<mmblob::ParEntryIter>();
+    assert_send::<mmblob::Entries>();
+    fn assert_sync<T: Sync>() {}
+    assert_sync::<mmblob::Entries>();
 }

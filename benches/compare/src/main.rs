@@ -188,7 +188,12 @@ fn child_main(c: ChildArgs) -> Result<()> {
         // Write back what earlier children (and the copy) left dirty, so no
         // engine is throttled by another's backlog of dirty pages.
         Command::new("sync").status().context("running sync")?;
-        workloads::run(c.engine, c.workload, &sizes, dir.path())?
+        let m = workloads::run(c.engine, c.workload, &sizes, dir.path())?;
+        // Print before the directory is removed, which for a hundred
+        // thousand files can take minutes on a disk that discards freed
+        // blocks synchronously; the parent waits for the exit either way.
+        println!("{}", serde_json::to_string(&m)?);
+        return Ok(());
     };
     println!("{}", serde_json::to_string(&m)?);
     Ok(())

@@ -2,8 +2,8 @@
 //! often pick instead of a blob store.
 //!
 //! One table `kv`, WAL journal, written in transactions of one batch each.
-//! The integer variant keys rows by `INTEGER PRIMARY KEY` (the entry's
-//! number: a B-tree lookup on the rowid); the text variant by a
+//! The integer variant keys rows by `INTEGER PRIMARY KEY` (the key's first
+//! 63 bits: a B-tree lookup on the rowid); the text variant by a
 //! `TEXT PRIMARY KEY` holding the key in hex (an index lookup, then the
 //! row), as in SQLite's "35% faster than the filesystem" study. The `mmap`
 //! variants set `PRAGMA mmap_size` to cover the whole database, so pages
