@@ -51,11 +51,15 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-pick_port() {
-    local p
+used=" "
+pick_port() { # sets $port to a free loopback port not picked before
     while :; do
-        p=$((20000 + RANDOM % 40000))
-        port_free "$p" && { echo "$p"; return; }
+        port=$((20000 + RANDOM % 40000))
+        case "$used" in *" $port "*) continue ;; esac
+        if port_free "$port"; then
+            used="$used$port "
+            return
+        fi
     done
 }
 
@@ -63,8 +67,10 @@ secret=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 for n in 1 2 3; do
     dir="$work/n$n"
     mkdir -p "$dir/meta" "$dir/data"
-    rpc=$(pick_port)
-    s3=$(pick_port)
+    pick_port
+    rpc=$port
+    pick_port
+    s3=$port
     sed -e "s|@DIR@|$dir|g" -e "s|@RPC_PORT@|$rpc|g" -e "s|@S3_PORT@|$s3|g" \
         -e "s|@SECRET@|$secret|g" tests/remote/garage.toml.in >"$dir/garage.toml"
     echo "$s3" >"$dir/s3_port"
