@@ -236,15 +236,22 @@ pub(crate) struct Covered {
     pub(crate) live: LiveTotals,
 }
 
+/// Where [`save`] writes a new sidecar before renaming it into place; a
+/// process killed meanwhile leaves it behind, and the next writable open
+/// removes it.
+pub(crate) fn sidecar_temp_path(store: &Path) -> PathBuf {
+    let mut temp_name = sidecar_path(store).into_os_string();
+    temp_name.push(".tmp");
+    PathBuf::from(temp_name)
+}
+
 /// Writes the sidecar for `tables`, replacing any previous one atomically.
 pub(crate) fn save(store: &Path, covered: &Covered, tables: &[&Table]) -> io::Result<()> {
     if cfg!(target_endian = "big") {
         return Ok(());
     }
     let final_path = sidecar_path(store);
-    let mut temp_name = final_path.as_os_str().to_owned();
-    temp_name.push(".tmp");
-    let temp = PathBuf::from(temp_name);
+    let temp = sidecar_temp_path(store);
     let result =
         write_file(&temp, covered, tables).and_then(|()| std::fs::rename(&temp, &final_path));
     if result.is_err() {

@@ -148,6 +148,9 @@ impl DataStore {
             // We hold the write lock, so a leftover is from a compaction that crashed.
             let target = crate::compact::compaction_target(path);
             let _ = std::fs::remove_file(crate::compact::compaction_temp_path(&target));
+            // And a sidecar half-written when a process was killed.
+            let _ = std::fs::remove_file(snapshot::sidecar_temp_path(&target));
+            let _ = std::fs::remove_file(snapshot::sidecar_temp_path(path));
         }
         let loaded = load(path, file, options)?;
         let Loaded {
