@@ -109,6 +109,30 @@ fn store_paths(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    group.bench_function("reader_get_handle", |b| {
+        b.iter_batched(
+            &mut scattered,
+            |keys| {
+                let reader = store.reader();
+                keys.iter()
+                    .map(|k| sum(&reader.get_handle(k).expect("read").expect("present")))
+                    .sum::<u64>()
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    group.bench_function("reader_get_borrowed", |b| {
+        b.iter_batched(
+            &mut scattered,
+            |keys| {
+                let reader = store.reader();
+                keys.iter()
+                    .map(|k| sum(reader.get(k).expect("read").expect("present")))
+                    .sum::<u64>()
+            },
+            BatchSize::SmallInput,
+        )
+    });
     group.bench_function("batch_read", |b| {
         b.iter_batched(
             &mut scattered,

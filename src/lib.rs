@@ -107,9 +107,24 @@
 //!   last. The test `readers_never_see_bytes_before_they_are_published`
 //!   chases the entry being written from reader threads and fails when the
 //!   copy and the publication are swapped.
-//! * **Handles keep their map alive.** An [`EntryHandle`] owns an `Arc` of
-//!   the map it points into, so it stays valid after re-maps, compaction and
-//!   the store being dropped. [`DataStore::read_with`] borrows without a
+//! * **Handles keep their map alive.** An [`EntryHandle`] holds a counted
+//!   reference to a *lease*, which owns an `Arc` of the map it points into,
+//!   so it stays valid after re-maps, compaction and the store being
+//!   dropped. A lease belongs to one thread, which counts its handles with
+//!   plain (non-atomic) arithmetic; other threads count on an atomic
+//!   counter that carries a bias of 2^62 until the owner, and only the
+//!   owner, merges its count into it (biased reference counting). Only the
+//!   owner can reach the plain count (thread ids are never reused), the
+//!   bias keeps the atomic count from reaching zero before the merge, and
+//!   after it the atomic count is exact, so the last reference, on
+//!   whichever thread, frees the lease and its map; the full argument is
+//!   in the `mmblob-entry` crate docs and `crates/entry/src/lease.rs`, and
+//!   `tests/handles_race_threads_remaps_compaction_and_drop.rs` fails
+//!   (a crash or a map left behind) when either count is off by one. A
+//!   thread keeps leases on the last few maps it read from; a lease on a
+//!   map the store replaced or dropped is let go at the thread's next read
+//!   or exit, or by [`release_thread_leases`].
+//!   [`DataStore::read_with`] borrows without a
 //!   reference count: a map the store replaces is released through an epoch
 //!   collector, only after every reader that could still see it is done.
 //! * **Index lookups take no lock.** Each index shard carries a sequence
@@ -128,22 +143,60 @@
 //! store file, or its index sidecar, in place while the store is open; as
 //! with every memory-mapped store, don't. (Deleting the sidecar, or renaming
 //! another file over it, is harmless.) The `unsafe` code lives in
-//! `mmblob_entry::Mapping`, in the engine's writable map of the reservation
+//! `mmblob_entry::Mapping`, in the handles' leases (`mmblob_entry`'s
+//! `lease` module), in the engine's writable map of the reservation
 //! (`write_map.rs`: one block that hands out the bytes above the tail), and
 //! in the engine's loading of the sidecar and its epoch-protected index
 //! shards, in small blocks that each state why they are sound (plus one CPU
 //! prefetch hint, which cannot touch memory).
+//!
+//! ## Checksums, damage and salvage
+//!
+//! Reads do **not** check checksums: [`DataStore::read`], [`DataStore::read_with`],
+//! [`DataStore::batch_read`], [`Reader::get`] and iteration hand out the bytes
+//! as they are in the file, at the cost of a lookup and no pass over the
+//! value. The calls that do check are [`EntryHandle::verify_checksum`] (one
+//! value), [`DataStore::verify`] (every entry, in parallel) and
+//! [`OpenOptions::strict`] (every entry at open, refusing a damaged store
+//! with [`Error::Corrupt`] and leaving its file unchanged). Open itself
+//! checks the structure of every entry it walks and the checksums of the
+//! last batch.
+//!
+//! Damage that is known — found at open or by `verify` — is reported by
+//! [`DataStore::damage`] (and an `error!` event), and the damaged entry is
+//! hidden: a read of its key fails with [`Error::Corrupt`] naming the key,
+//! and the other entries of its batch are hidden with it so a batch is
+//! always seen whole or not at all. [`DataStore::salvage`] (or
+//! [`DataStore::salvage_to`]) copies every entry that still checks into a
+//! new store, even when the damaged store cannot be opened.
 //!
 //! ## File format
 //!
 //! See `docs/format.md` in the repository for byte diagrams, and
 //! [`format`](mod@format) for the constants and codecs.
 
+#[cfg(feature = "parallel")]
+pub use mmblob_engine::ParEntryIter;
 pub use mmblob_engine::{
-    CompactStats, Damage, DamageKind, DataStore, Durability, EntryHandle, EntryIter, EntryStream,
-    Error, OpenOptions, Reader, Result, StoreStats, VerifyReport,
+    BackupStats, BatchBytes, BatchOutcome, CompactStats, Damage, DamageKind, DataStore, Durability,
+    Entries, Entry, EntryHandle, EntryInfo, EntryIter, EntryStream, Error, Namespace, OpenOptions,
+    PrefixIter, Reader, Result, SalvageStats, StoreStats, VerifyReport, WriteBatch, namespace,
+    release_thread_leases,
 };
-pub use mmblob_entry::{Mapping, checksum, display_key, format};
+pub use mmblob_entry::{checksum, display_key, format};
+
+/// Kept for code written before [`raw`] existed; see [`raw::Mapping`].
+#[doc(hidden)]
+pub use mmblob_entry::Mapping;
+
+/// Internals for tools that inspect store files below the public API: the
+/// shared map of a file and the decoded trailer. Ordinary use never needs
+/// them; [`EntryHandle::at`], [`EntryHandle::trailer`] and
+/// [`EntryHandle::mapping`] (hidden from the docs) work with these types.
+pub mod raw {
+    pub use mmblob_entry::Mapping;
+    pub use mmblob_entry::format::{Header, Trailer};
+}
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(doctest)]

@@ -1,6 +1,9 @@
 //! The `mmblob` command, run as a user would: every command, streaming
 //! through pipes, JSON output parsed back, import/export round trips.
 
+// The tests run the `mmblob` binary, which is built with the `cli` feature.
+#![cfg(feature = "cli")]
+
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};

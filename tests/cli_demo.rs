@@ -1,18 +1,79 @@
-//! `mmblob demo` at a small size: every step runs and reports.
+//! `mmblob demo` at a small size: every step runs and reports, nothing is
+//! left in the temporary directory (also after Ctrl-C), and a demo that
+//! would not fit on the disk says how much it needs before it starts.
+
+// The tests run the `mmblob` binary, which is built with the `cli` feature.
+#![cfg(feature = "cli")]
 
 use std::process::Command;
 
 use serde_json::Value;
 
 fn demo(args: &[&str]) -> std::process::Output {
+    demo_in(&tempfile::tempdir().expect("temp dir"), args)
+}
+
+/// Runs a small demo with `tmp` as its temporary directory.
+fn demo_in(tmp: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_mmblob"))
         .arg("demo")
         .args(["--entries", "2000", "--size-mb", "2"])
         .args(args)
+        .env("TMPDIR", tmp.path())
         .env_remove("MMBLOB_STORE")
         .env_remove("RUST_LOG")
         .output()
         .expect("run mmblob demo")
+}
+
+fn leftovers(tmp: &tempfile::TempDir) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(tmp.path())
+        .expect("read temp dir")
+        .map(|e| e.expect("entry").path())
+        .collect()
+}
+
+#[test]
+fn demo_leaves_nothing_in_the_temporary_directory() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let output = demo_in(&tmp, &["--json"]);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(leftovers(&tmp), Vec::<std::path::PathBuf>::new());
+}
+
+#[test]
+fn a_demo_too_large_for_the_disk_says_what_it_needs_and_writes_nothing() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    // A 1 TiB value: more than this disk holds.
+    let output = Command::new(env!("CARGO_BIN_EXE_mmblob"))
+        .args(["demo", "--size-mb", "1048576"])
+        .env("TMPDIR", tmp.path())
+        .env_remove("MMBLOB_STORE")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run mmblob demo");
+    let message = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{message}");
+    assert!(
+        message.contains("needs about 2.") && message.contains("TiB of free space"),
+        "{message}"
+    );
+    assert!(message.contains("--size-mb"), "{message}");
+    assert_eq!(leftovers(&tmp), Vec::<std::path::PathBuf>::new());
+
+    let kept = tmp.path().join("kept.mmblob");
+    let output = Command::new(env!("CARGO_BIN_EXE_mmblob"))
+        .args(["demo", "--size-mb", "1048576", "--store"])
+        .arg(&kept)
+        .env_remove("MMBLOB_STORE")
+        .output()
+        .expect("run mmblob demo");
+    assert_eq!(output.status.code(), Some(1));
+    assert!(!kept.exists(), "nothing is created");
 }
 
 #[test]
@@ -82,8 +143,10 @@ fn demo_prints_a_table_and_keeps_a_store_given_with_store() {
 #[test]
 fn ctrl_c_removes_the_temporary_store() {
     use std::io::{BufRead, BufReader};
+    let tmp = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(env!("CARGO_BIN_EXE_mmblob"))
         .arg("demo")
+        .env("TMPDIR", tmp.path())
         .env_remove("MMBLOB_STORE")
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::null())
@@ -107,4 +170,5 @@ fn ctrl_c_removes_the_temporary_store() {
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(130));
     assert!(!dir.exists(), "{} left behind", dir.display());
+    assert_eq!(leftovers(&tmp), Vec::<std::path::PathBuf>::new());
 }

@@ -1,6 +1,9 @@
 //! How `mmblob` fails: one line on stderr naming the path or key, and the
 //! exit status documented in `mmblob --help`. Never a panic.
 
+// The tests run the `mmblob` binary, which is built with the `cli` feature.
+#![cfg(feature = "cli")]
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

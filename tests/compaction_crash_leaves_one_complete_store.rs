@@ -163,6 +163,8 @@ fn dir_names(dir: &Path) -> Vec<String> {
                 .to_string_lossy()
                 .into_owned()
         })
+        // The index sidecar is a cache that every writable close may leave.
+        .filter(|name| !name.ends_with(".index"))
         .collect();
     names.sort();
     names
@@ -237,9 +239,14 @@ fn compaction_survives_sigkill_at_many_points() {
         child.kill().expect("SIGKILL the child");
         child.wait().expect("reap child");
 
-        // Nothing but the store and, at most, a stale compaction file.
+        // Nothing but the store and, at most, a stale compaction file (and
+        // an index sidecar being written when the kill came).
         let temp = temp_name(&path);
-        let names = dir_names(dir.path());
+        let sidecar_temp = dir.path().join("s.mmblob.index.tmp");
+        let names: Vec<String> = dir_names(dir.path())
+            .into_iter()
+            .filter(|name| !name.ends_with(".index.tmp"))
+            .collect();
         let temp_left = temp.exists();
         let expected: Vec<&str> = if temp_left {
             vec![".s.mmblob.compacting", "s.mmblob"]
@@ -268,8 +275,8 @@ fn compaction_survives_sigkill_at_many_points() {
 
         let store = DataStore::open(&path).expect("writable open after kill");
         assert!(
-            !temp.exists(),
-            "round {round}: writable open removes the temp file"
+            !temp.exists() && !sidecar_temp.exists(),
+            "round {round}: writable open removes the temp files"
         );
         let holds = holds_state(&store, acked).or_else(|e| {
             holds_state(&store, acked + 1).map_err(|e2| format!("{e} / with one more: {e2}"))
@@ -279,7 +286,12 @@ fn compaction_survives_sigkill_at_many_points() {
         }
         let report = store.verify().expect("verify");
         assert!(report.is_ok(), "round {round}: {report:?}");
-        assert!(store.damage().is_empty(), "round {round}: damage recorded");
+        // An interrupted write is cut and reported as such; nothing else.
+        assert!(
+            store.damage().iter().all(|d| d.is_torn_tail()),
+            "round {round}: damage recorded: {:?}",
+            store.damage()
+        );
         drop(store);
         next = acked;
     }

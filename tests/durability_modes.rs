@@ -3,12 +3,13 @@
 //! Every mode keeps everything across a drop and reopen, and `sync()` works
 //! in every mode. `Sync` with eight threads (group commit) keeps every
 //! acknowledged write even when the process is SIGKILLed mid-way. Under
-//! `strace` (when it is installed) the child's system calls show the order
-//! that makes the promises true: with `Sync` every acknowledgement comes
-//! after an `fdatasync` of the store that started after the write call
-//! began (the child announces each call; writes copied into the writable
-//! map make no system call of their own); with `Flush` no sync at all; and
-//! eight `Sync` writers share syncs.
+//! `strace` the child's system calls show the order that makes the promises
+//! true: with `Sync` every acknowledgement comes after an `fdatasync` of the
+//! store that started after the write call began (the child announces each
+//! call; writes copied into the writable map make no system call of their
+//! own); with `Flush` no sync at all; and eight `Sync` writers share syncs.
+//! Without strace these checks print `skipped: strace not installed`, and
+//! with `MMBLOB_REQUIRE_STRACE=1` (as `./test` runs them) they fail instead.
 
 mod support;
 
@@ -19,8 +20,8 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 use mmblob::{DataStore, Durability, OpenOptions};
-use support::child;
 use support::rng::value_for;
+use support::{child, strace};
 
 const MODES: [Durability; 3] = [Durability::None, Durability::Flush, Durability::Sync];
 
@@ -265,9 +266,14 @@ fn parse_strace(text: &str) -> Vec<Call> {
 }
 
 /// Runs the child under `strace -f` and returns its calls, or `None` when
-/// strace is not installed or may not trace here (then the check is skipped
-/// with a note; the other tests in this file still run).
+/// strace is not installed or may not trace here: then the check is skipped
+/// with a `skipped:` line, or fails when `MMBLOB_REQUIRE_STRACE=1` (set by
+/// `./test`), so it can never pass silently.
 fn strace_child(path: &Path, seed: u64) -> Option<Vec<Call>> {
+    let test = "durability_modes (system-call order)";
+    if !strace::available(test) {
+        return None;
+    }
     let log = path.with_extension("strace");
     let exe = std::env::current_exe().expect("test binary");
     let output = Command::new("strace")
@@ -301,11 +307,11 @@ fn strace_child(path: &Path, seed: u64) -> Option<Vec<Call>> {
         }
         Ok(output) => {
             let why = String::from_utf8_lossy(&output.stderr);
-            eprintln!("strace cannot trace here ({}); skipping", why.trim());
+            strace::unusable(test, why.trim());
             return None;
         }
         Err(e) => {
-            eprintln!("strace is not available ({e}); skipping the system-call check");
+            strace::unusable(test, &e.to_string());
             return None;
         }
     }

@@ -1,5 +1,6 @@
-//! Thousands of random writes, overwrites, deletes, batches, renames,
-//! compactions and reopens behave exactly like a `HashMap`.
+//! Thousands of random writes, overwrites, deletes, batches, mixed batches
+//! of writes and deletes, renames, compactions and reopens behave exactly
+//! like a `HashMap`.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -13,6 +14,8 @@ enum Op {
     Batch(Vec<(u8, Vec<u8>)>),
     Delete(u8),
     BatchDelete(Vec<u8>),
+    /// One `WriteBatch` of writes (`Some`) and deletes (`None`).
+    Mixed(Vec<(u8, Option<Vec<u8>>)>),
     Rename(u8, u8),
     Compact,
     Reopen,
@@ -36,6 +39,7 @@ fn op() -> impl Strategy<Value = Op> {
         2 => prop::collection::vec((0u8..24, value()), 0..6).prop_map(Op::Batch),
         2 => (0u8..24).prop_map(Op::Delete),
         1 => prop::collection::vec(0u8..24, 0..5).prop_map(Op::BatchDelete),
+        2 => prop::collection::vec((0u8..24, prop::option::of(value())), 0..8).prop_map(Op::Mixed),
         1 => (0u8..24, 0u8..24).prop_map(|(a, b)| Op::Rename(a, b)),
         1 => Just(Op::Compact),
         1 => Just(Op::Reopen),
@@ -70,6 +74,25 @@ fn apply(store: &DataStore, model: &mut HashMap<Vec<u8>, Vec<u8>>, op: &Op) {
             let removed = store.batch_delete(&refs).expect("batch delete");
             let expected = keys.iter().filter(|k| model.remove(*k).is_some()).count();
             assert_eq!(removed, expected);
+        }
+        Op::Mixed(ops) => {
+            let mut batch = store.batch();
+            let (mut written, mut deleted) = (0, 0);
+            for (k, v) in ops {
+                match v {
+                    Some(v) => {
+                        batch.write(key(*k), v.as_slice());
+                        model.insert(key(*k), v.clone());
+                        written += 1;
+                    }
+                    None => {
+                        batch.delete(key(*k));
+                        deleted += usize::from(model.remove(&key(*k)).is_some());
+                    }
+                }
+            }
+            let done = batch.commit().expect("mixed batch");
+            assert_eq!((done.written, done.deleted), (written, deleted));
         }
         Op::Rename(a, b) => match store.rename(&key(*a), &key(*b)) {
             Ok(()) => {

@@ -67,7 +67,12 @@ fn assert_clean(store: &DataStore, contents: &Contents, what: &str) {
     assert!(contents_of(store) == *contents, "{what}: contents");
     let report = store.verify().expect("verify");
     assert!(report.is_ok(), "{what}: {report:?}");
-    assert!(store.damage().is_empty(), "{what}: damage recorded");
+    // Bytes of a torn write cut at open are reported, but are not damage.
+    assert!(
+        store.damage().iter().all(|d| d.is_torn_tail()),
+        "{what}: damage recorded: {:?}",
+        store.damage()
+    );
 }
 
 /// Streams the value under `key` out to a new file and opens it as a store.
@@ -288,7 +293,16 @@ fn a_torn_write_right_after_the_nested_value_is_cut_off() {
         let outer_len = pristine.len() as u64;
         for (what, tear) in torn_tails(&s, outer_len) {
             std::fs::write(&s.outer_path, &pristine).expect("restore");
+            // The index sidecar of the previous round records that the store
+            // reached further than the restored file: a truncation. Restoring
+            // an old copy means restoring (here: dropping) its sidecar too.
+            let mut sidecar = s.outer_path.as_os_str().to_owned();
+            sidecar.push(".index");
+            let _ = std::fs::remove_file(&sidecar);
             tear(&s.outer_path);
+            // A torn write comes with a crash, which leaves no sidecar
+            // recording the end the tear cuts into.
+            let _ = std::fs::remove_file(&sidecar);
             let what = format!("{what} (same id: {same_id})");
             assert!(
                 std::fs::metadata(&s.outer_path).expect("metadata").len() > outer_len,

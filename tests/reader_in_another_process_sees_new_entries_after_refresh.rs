@@ -55,6 +55,12 @@ fn child_appends_then_compacts() {
         }
     }
     let before = store.file_size().expect("child: size");
+    // Whether the file holds space reserved past the entries right now (the
+    // parent may only get to look after the compaction below).
+    let len = std::fs::metadata(child::store_path())
+        .expect("child: metadata")
+        .len();
+    child::say(&format!("reserved {}", len > before));
     store.compact().expect("child: compact");
     let after = store.file_size().expect("child: size");
     child::say(&format!("compacted {before} {after}"));
@@ -193,6 +199,10 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
             let (before, after) = sizes.split_once(' ').expect("two sizes");
             break (before.parse().expect("size"), after.parse().expect("size"));
         }
+        if let Some(reserved) = event.strip_prefix("reserved ") {
+            saw_reservation |= reserved == "true";
+            continue;
+        }
         let (kind, key) = event.split_once(' ').expect("event");
         let value = match kind {
             "put" => Some(value_for(key.as_bytes())),
@@ -202,8 +212,6 @@ fn reader_in_another_process_sees_new_entries_after_refresh() {
         };
         history.entry(key.to_owned()).or_default().push(value);
         reader.refresh().expect("refresh");
-        let len = std::fs::metadata(&path).expect("meta").len();
-        saw_reservation |= len > reader.file_size().expect("size");
         refreshes += 1;
         observations.push(observe(&reader, &history, key));
         if refreshes % 50 == 0 {

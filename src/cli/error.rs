@@ -6,6 +6,34 @@ use std::process::ExitCode;
 
 use mmblob::{Error, display_key};
 
+/// The one way out of a damaged store, as a command to run.
+pub fn salvage_hint(store: &Path) -> String {
+    let dest = {
+        let mut name = store.as_os_str().to_owned();
+        name.push(".salvaged");
+        std::path::PathBuf::from(name)
+    };
+    format!(
+        "To copy every intact entry into a new store, run `mmblob salvage {} {}`",
+        shell_word(store),
+        shell_word(&dest)
+    )
+}
+
+/// `path` as one word for a POSIX shell: quoted when it needs to be.
+fn shell_word(path: &Path) -> String {
+    let text = path.to_string_lossy();
+    let plain = !text.is_empty()
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./+,:@%".contains(c));
+    if plain {
+        text.into_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 /// The exit statuses documented in `mmblob --help`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -92,13 +120,17 @@ impl CliError {
             Error::Corrupt { offset: 0, .. } => CliError::new(
                 Exit::Damage,
                 format!(
-                    "{path}: {err}; the store header is damaged, so the store cannot be opened \
-                     (the file was left unchanged; restore it from a backup)"
+                    "{path}: damaged: {err}; the store header is damaged, so the store cannot be \
+                     opened (the file was left unchanged). {}",
+                    salvage_hint(store)
                 ),
             ),
             Error::Corrupt { .. } | Error::ChecksumMismatch { .. } => CliError::new(
                 Exit::Damage,
-                format!("{path}: {err}; run `mmblob verify` for a full report"),
+                format!(
+                    "{path}: damaged: {err}. `mmblob verify` lists all damage. {}",
+                    salvage_hint(store)
+                ),
             ),
             Error::ReadOnly { .. } => CliError::permission_denied(store),
             Error::Io { ref source, .. } if source.kind() == io::ErrorKind::PermissionDenied => {

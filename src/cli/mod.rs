@@ -1,11 +1,15 @@
 //! The `mmblob` command-line tool.
 
 mod args;
+mod atomic;
 mod commands;
 mod demo;
 mod error;
+mod interrupt;
 mod output;
+mod own_files;
 mod progress;
+mod space;
 mod store;
 
 use std::io::IsTerminal;
@@ -14,7 +18,10 @@ use std::process::ExitCode;
 use clap::Parser;
 
 use args::{Args, Command};
-use commands::{compact, del, export, get, import, ls, put, stat, verify};
+use commands::{
+    backup, compact, cp, del, export, follow, get, import, info, ls, mv, pull, push, put, salvage,
+    stat, verify,
+};
 use error::CliResult;
 
 /// Parses the command line, runs the command, and turns failures into one
@@ -22,8 +29,17 @@ use error::CliResult;
 pub fn main() -> ExitCode {
     let args = Args::parse();
     init_tracing();
+    interrupt::install();
     match run(&args) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(_) if interrupt::interrupted() => {
+            // The Ctrl-C handler is removing this command's temporary files
+            // and will exit with status 130: errors caused by that are not
+            // worth a word.
+            loop {
+                std::thread::park();
+            }
+        }
         Err(err) => err.report(),
     }
 }
@@ -32,15 +48,23 @@ fn run(args: &Args) -> CliResult {
     let path = args.store_path();
     match &args.command {
         Command::Demo(demo) => demo::run(args.store.as_deref(), demo, args.json),
-        Command::Put(put) => put::run(&path, put),
-        Command::Get(get) => get::run(&path, get),
-        Command::Del(del) => del::run(&path, del),
+        Command::Put(put) => put::run(&path, put, args.json),
+        Command::Get(get) => get::run(&path, get, args.json),
+        Command::Del(del) => del::run(&path, del, args.json),
         Command::Ls(ls) => ls::run(&path, ls, args.json),
         Command::Stat => stat::run(&path, args.json),
         Command::Verify => verify::run(&path, args.json),
-        Command::Compact => compact::run(&path, args.json),
-        Command::Import(import) => import::run(&path, import),
-        Command::Export(export) => export::run(&path, export),
+        Command::Compact(compact) => compact::run(&path, compact, args.json),
+        Command::Import(import) => import::run(&path, import, args.json),
+        Command::Export(export) => export::run(&path, export, args.json),
+        Command::Mv(mv) => mv::run(&path, mv, args.json),
+        Command::Cp(cp) => cp::run(&path, cp, args.json),
+        Command::Info(info) => info::run(&path, info, args.json),
+        Command::Backup(backup) => backup::run(&path, backup, args.json),
+        Command::Salvage(salvage) => salvage::run(salvage, args.json),
+        Command::Push(push) => push::run(&path, push, args.json),
+        Command::Pull(pull) => pull::run(pull, args.json),
+        Command::Follow(follow) => follow::run(follow, args.json),
     }
 }
 

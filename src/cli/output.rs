@@ -99,10 +99,19 @@ fn per_second(n: u64, d: Duration) -> f64 {
     n as f64 / d.as_secs_f64().max(1e-9)
 }
 
-/// A key for human output: as text when it is printable UTF-8, else in hex.
+/// A key for human output, in the form every key argument accepts back: as
+/// text when it is printable UTF-8, else `0x` and its bytes in hex. A key
+/// whose text itself reads as `0x` and hex digits is shown in hex too, so
+/// what `ls` prints always names the same key again.
 pub fn key(key: &[u8]) -> String {
     match std::str::from_utf8(key) {
-        Ok(text) if !text.chars().any(char::is_control) => text.to_owned(),
+        Ok(text)
+            if !text.is_empty()
+                && !text.chars().any(char::is_control)
+                && crate::cli::store::decode_hex_key(key).is_none() =>
+        {
+            text.to_owned()
+        }
         _ => format!("0x{}", hex(key)),
     }
 }
@@ -188,5 +197,7 @@ mod tests {
         assert_eq!(key(b"photos/cat.jpg"), "photos/cat.jpg");
         assert_eq!(key(&[0xff, 0x00]), "0xff00");
         assert_eq!(key(b"a\nb"), "0x610a62");
+        assert_eq!(key(b"0xab"), "0x30786162");
+        assert_eq!(key(b"0xabc"), "0xabc");
     }
 }

@@ -10,3 +10,4 @@ pub mod files;
 pub mod fuzz_checks;
 pub mod limits;
 pub mod rng;
+pub mod strace;

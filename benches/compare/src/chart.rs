@@ -20,6 +20,12 @@ fn color(kind: Kind) -> RGBColor {
         Kind::Heed => RGBColor(94, 60, 153),
         Kind::Redb => RGBColor(178, 24, 43),
         Kind::Raw => RGBColor(120, 120, 120),
+        Kind::MmblobHandles => RGBColor(70, 70, 70),
+        Kind::SqliteInt => RGBColor(33, 102, 172),
+        Kind::SqliteIntMmap => RGBColor(67, 147, 195),
+        Kind::SqliteText => RGBColor(27, 120, 55),
+        Kind::SqliteTextMmap => RGBColor(90, 174, 97),
+        Kind::Files => RGBColor(191, 129, 45),
     }
 }
 

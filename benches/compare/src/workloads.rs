@@ -20,6 +20,7 @@ pub enum Workload {
     Get,
     Get2t,
     GetBatch,
+    Get10k,
     Scan,
     ParScan,
     Stream,
@@ -31,13 +32,14 @@ pub enum Workload {
 
 impl Workload {
     /// Every workload, in report order.
-    pub const ALL: [Workload; 13] = [
+    pub const ALL: [Workload; 14] = [
         Workload::Put1,
         Workload::PutBatch,
         Workload::PutLarge,
         Workload::Get,
         Workload::Get2t,
         Workload::GetBatch,
+        Workload::Get10k,
         Workload::Scan,
         Workload::ParScan,
         Workload::Stream,
@@ -56,6 +58,7 @@ impl Workload {
             Workload::Get => "get",
             Workload::Get2t => "get2t",
             Workload::GetBatch => "getbatch",
+            Workload::Get10k => "get10k",
             Workload::Scan => "scan",
             Workload::ParScan => "parscan",
             Workload::Stream => "stream",
@@ -84,7 +87,19 @@ impl Workload {
             | Workload::ParScan
             | Workload::Reopen => Some(Fixture::Store),
             Workload::Memory => Some(Fixture::Keys),
+            Workload::Get10k => Some(Fixture::WholeValues),
             _ => None,
+        }
+    }
+
+    /// Whether `kind` runs this workload: SQLite and one file per value
+    /// run only the whole-value workload, which runs only them and mmblob.
+    pub fn applies(self, kind: Kind) -> bool {
+        match self {
+            Workload::Get10k => {
+                kind.whole_values_only() || matches!(kind, Kind::Mmblob | Kind::MmblobHandles)
+            }
+            _ => !kind.whole_values_only(),
         }
     }
 
@@ -102,6 +117,8 @@ pub enum Fixture {
     Store,
     /// `Sizes::memory` entries of 16-byte keys and 8-byte values.
     Keys,
+    /// `Sizes::whole` incompressible values of 8,000..=12,000 bytes.
+    WholeValues,
 }
 
 /// Problem sizes.
@@ -118,6 +135,7 @@ pub struct Sizes {
     pub sync: usize,
     pub sync_threads: usize,
     pub memory: usize,
+    pub whole: usize,
 }
 
 impl Sizes {
@@ -135,6 +153,7 @@ impl Sizes {
             sync: 2_000,
             sync_threads: 8,
             memory: 10_000_000,
+            whole: 100_000,
         };
         if !quick {
             return full;
@@ -147,6 +166,7 @@ impl Sizes {
             stream: 64 << 20,
             sync: 200,
             memory: 1_000_000,
+            whole: 10_000,
             ..full
         }
     }
@@ -209,13 +229,13 @@ pub fn build_fixture(
     // building 10 M random keys into the B-tree peers would take minutes,
     // and what it measures (memory held after open) does not depend on the
     // order. The read workloads' store keeps the random insertion order.
-    let (n, len, batch, sorted) = match fixture {
-        Fixture::Store => (sizes.store, 64, sizes.batch, false),
-        Fixture::Keys => (sizes.memory, 8, 10 * sizes.batch, true),
-    };
     let t = Instant::now();
     let engine = engines::open(kind, dir, Mode::Flush)?;
-    populate(&*engine, n, len, batch, sorted)?;
+    match fixture {
+        Fixture::Store => populate(&*engine, sizes.store, 64, sizes.batch, false)?,
+        Fixture::Keys => populate(&*engine, sizes.memory, 8, 10 * sizes.batch, true)?,
+        Fixture::WholeValues => populate_whole(&*engine, sizes.whole)?,
+    }
     drop(engine);
     let metrics = vec![Metric::new("build s", Some(secs_since(t)), Better::Info)];
     Ok(Measurement {
@@ -261,6 +281,7 @@ fn run_timed(
         Workload::Get => get(kind, dir, s, 1),
         Workload::Get2t => get(kind, dir, s, 2),
         Workload::GetBatch => get_batched(kind, dir, s),
+        Workload::Get10k => get_whole(kind, dir, s.whole),
         Workload::Scan => scan(kind, dir, s, false),
         Workload::ParScan => scan(kind, dir, s, true),
         Workload::Stream => stream(kind, dir, s.stream),
@@ -273,6 +294,28 @@ fn run_timed(
 
 fn secs_since(t: Instant) -> f64 {
     t.elapsed().as_secs_f64().max(1e-9)
+}
+
+/// CPU time this process has used (every thread), in seconds. On a
+/// machine shared with other work, time slices taken by other processes
+/// stretch wall-clock time but not this.
+pub fn cpu_secs() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+    if rc != 0 {
+        return f64::NAN;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
+}
+
+/// `count` operations per CPU-second since `cpu_start` (see [`cpu_secs`]).
+fn per_cpu_sec(name: &str, count: f64, cpu_start: f64) -> Metric {
+    let used = (cpu_secs() - cpu_start).max(1e-9);
+    Metric::new(name, Some(count / used), Better::Higher).secondary()
 }
 
 /// `n` single writes of 64 bytes, spread over `threads` threads sharing one store.
@@ -360,6 +403,57 @@ fn populate(engine: &dyn Engine, n: usize, len: usize, batch: usize, sorted: boo
     engine.finish()
 }
 
+/// Length of whole value `i`: 8,000..=12,000 bytes.
+fn whole_len(i: usize) -> usize {
+    let mut state = data::SEED ^ (i as u64) ^ 0x10_000;
+    8_000 + (data::splitmix(&mut state) % 4_001) as usize
+}
+
+/// Writes `n` values of 8,000..=12,000 incompressible bytes in random key
+/// order, in transactions of 100 (about 1 MB).
+fn populate_whole(engine: &dyn Engine, n: usize) -> Result<()> {
+    let pool = Pool::new(12_000);
+    let order = data::permutation(n, data::SEED ^ 0x10_000);
+    let keys = data::keys(n);
+    for chunk in order.chunks(100) {
+        let entries: Vec<(&[u8], &[u8])> = chunk
+            .iter()
+            .map(|&i| {
+                (
+                    &keys[i as usize][..],
+                    pool.value(i as usize, whole_len(i as usize)),
+                )
+            })
+            .collect();
+        engine.put_batch(&entries)?;
+    }
+    engine.finish()
+}
+
+/// Every one of `n` ~10 KB values read whole once, in random order, every
+/// byte consumed (the workload of SQLite's "35% faster than the
+/// filesystem" study). The files are in the page cache (warm).
+fn get_whole(kind: Kind, dir: &Path, n: usize) -> Result<Vec<Metric>> {
+    let engine = engines::open(kind, dir, Mode::Flush)?;
+    let keys = data::keys(n);
+    let order = data::permutation(n, data::SEED);
+    let expected: u64 = order.iter().map(|&i| whole_len(i as usize) as u64).sum();
+    let cpu = cpu_secs();
+    let t = Instant::now();
+    let mut reader = engine.reader()?;
+    let mut acc = 0u64;
+    for &i in &order {
+        acc = acc.wrapping_add(reader.get(i as usize, &keys[i as usize])?);
+    }
+    black_box(acc);
+    let secs = secs_since(t);
+    Ok(vec![
+        Metric::new("values/s", Some(n as f64 / secs), Better::Higher),
+        Metric::new("GB/s", Some(expected as f64 / secs / 1e9), Better::Higher).secondary(),
+        per_cpu_sec("values/CPU-s", n as f64, cpu),
+    ])
+}
+
 fn read_pass(engine: &dyn Engine, keys: &[[u8; 16]], order: &[u32]) -> Result<u64> {
     let mut reader = engine.reader()?;
     let mut acc = 0u64;
@@ -376,6 +470,7 @@ fn get(kind: Kind, dir: &Path, s: &Sizes, threads: usize) -> Result<Vec<Metric>>
     let orders: Vec<Vec<u32>> = (0..threads)
         .map(|t| data::permutation(s.store, data::SEED + t as u64))
         .collect();
+    let cpu = cpu_secs();
     let t = Instant::now();
     std::thread::scope(|scope| {
         let workers: Vec<_> = orders
@@ -392,11 +487,10 @@ fn get(kind: Kind, dir: &Path, s: &Sizes, threads: usize) -> Result<Vec<Metric>>
     })?;
     let secs = secs_since(t);
     let reads = (s.store * threads) as f64;
-    Ok(vec![Metric::new(
-        "reads/s",
-        Some(reads / secs),
-        Better::Higher,
-    )])
+    Ok(vec![
+        Metric::new("reads/s", Some(reads / secs), Better::Higher),
+        per_cpu_sec("reads/CPU-s", reads, cpu),
+    ])
 }
 
 /// Every key read once in random order, `Sizes::batch` keys per call.
@@ -425,6 +519,7 @@ fn get_batched(kind: Kind, dir: &Path, s: &Sizes) -> Result<Vec<Metric>> {
 fn scan(kind: Kind, dir: &Path, s: &Sizes, parallel: bool) -> Result<Vec<Metric>> {
     let engine = engines::open(kind, dir, Mode::Flush)?;
     rayon::join(|| (), || ());
+    let cpu = cpu_secs();
     let t = Instant::now();
     let result: Option<Scan> = if parallel {
         engine.par_scan()?
@@ -442,7 +537,9 @@ fn scan(kind: Kind, dir: &Path, s: &Sizes, parallel: bool) -> Result<Vec<Metric>
         seen.entries,
         s.store
     );
-    Ok(scan_metrics(Some(seen), secs))
+    let mut metrics = scan_metrics(Some(seen), secs);
+    metrics.push(per_cpu_sec("entries/CPU-s", seen.entries as f64, cpu));
+    Ok(metrics)
 }
 
 fn scan_metrics(seen: Option<Scan>, secs: f64) -> Vec<Metric> {

@@ -85,6 +85,11 @@ impl<'a> Appender<'a> {
     }
 
     /// Offset just past the last encoded entry.
+    /// Where the first encoded byte goes.
+    pub(crate) fn start(&self) -> u64 {
+        self.start
+    }
+
     pub(crate) fn end(&self) -> u64 {
         self.end
     }

@@ -15,7 +15,8 @@ use std::sync::{Arc, PoisonError};
 use std::time::Instant;
 
 use mmblob_entry::Mapping;
-use mmblob_entry::format::{HEADER_LEN, Header};
+use mmblob_entry::checksum::EntryCrc;
+use mmblob_entry::format::{HEADER_LEN, Header, TRAILER_LEN, Trailer, payload_start};
 use tracing::{info, info_span};
 
 use crate::append::Appender;
@@ -30,6 +31,9 @@ use crate::table::Table;
 
 /// Scratch bytes gathered before one write call during compaction.
 const COPY_BATCH_BYTES: usize = 8 << 20;
+/// Values at least this long are copied piece by piece, reporting progress
+/// after each piece, so a progress bar moves during a multi-GiB value.
+const PIECE_BYTES: usize = 8 << 20;
 
 /// What [`DataStore::compact`] did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -76,7 +80,8 @@ impl DataStore {
     }
 
     /// [`DataStore::compact`], calling `progress` with the number of live
-    /// bytes copied since its previous call.
+    /// bytes copied since its previous call: after every 8 MiB or so,
+    /// also in the middle of a large value.
     ///
     /// # Errors
     /// As [`DataStore::compact`].
@@ -119,16 +124,34 @@ impl DataStore {
     /// entries are dropped like any dead entry.)
     fn refuse_unreadable_damage(&self) -> Result<()> {
         let damage = self.damage();
-        match damage.iter().find(|d| d.kind == DamageKind::Unreadable) {
-            None => Ok(()),
-            Some(first) => Err(Error::Corrupt {
+        if let Some(first) = damage.iter().find(|d| d.kind == DamageKind::Unreadable) {
+            return Err(Error::Corrupt {
                 offset: first.range.start,
                 reason: format!(
-                    "{first}; compaction would discard these bytes for good. Copy the readable \
-                     entries into a new store instead (for example `mmblob export` then `mmblob import`)"
+                    "{first}; compaction would discard these bytes for good. Copy every intact \
+                     entry into a new store instead with `mmblob salvage SRC DEST` \
+                     (DataStore::salvage_to)"
                 ),
-            }),
+            });
         }
+        // Hidden damaged entries would be dropped for good too, unless
+        // their key was written again since.
+        let hidden = self.damaged_keys();
+        if let Some((key, offset)) = hidden
+            .iter()
+            .find(|(key, _)| !self.index.contains(self.hash(key), key))
+        {
+            return Err(Error::Corrupt {
+                offset: *offset,
+                reason: format!(
+                    "the newest entry of key {} is damaged; compaction would drop it for good. \
+                     Write the key again, or copy every intact entry into a new store with \
+                     `mmblob salvage SRC DEST` (DataStore::salvage_to)",
+                    mmblob_entry::display_key(key)
+                ),
+            });
+        }
+        Ok(())
     }
 
     fn rewrite(
@@ -189,6 +212,7 @@ impl DataStore {
         let before = state.tail;
         state.file = Arc::new(file);
         state.lock = Some(lock);
+        state.map.retire();
         state.map = new_map;
         state.tail = tail;
         state.store_id = new_id;
@@ -215,7 +239,7 @@ impl DataStore {
 
     /// Appends the entries ending at `live` (in file order) to `file`;
     /// returns the new tail and the index tables for the new offsets.
-    fn copy_entries(
+    pub(crate) fn copy_entries(
         &self,
         ctx: &Ctx,
         target: &Target<'_>,
@@ -232,6 +256,19 @@ impl DataStore {
         let tables: Vec<Table> = per_shard.into_iter().map(Table::with_capacity).collect();
         let mut tail = HEADER_LEN;
         for chunk in batches(bytes, live) {
+            if let &[end] = chunk
+                && let (Some(found), Some(key)) = (ctx.structure(bytes, end), key_in(bytes, end))
+                && found.layout.payload_len >= PIECE_BYTES as u64
+            {
+                // A large value, alone in its chunk (see `batches`): copied
+                // in pieces, with progress after each.
+                let layout = found.layout;
+                let value = &bytes[layout.payload_start as usize..layout.key_start as usize];
+                let entry = self.copy_large(ctx, target, &found, key, value, tail, progress)?;
+                tables[shard_of(entry.0)].insert_new(entry.0, entry.1);
+                tail = entry.1;
+                continue;
+            }
             let mut appender = Appender::new(target.store_id, self.options.hasher, tail);
             let mut copied = 0u64;
             for (i, &end) in chunk.iter().enumerate() {
@@ -262,6 +299,60 @@ impl DataStore {
         Ok((tail, tables))
     }
 
+    /// Copies one large entry to `target` at `at`, a piece of the value at a
+    /// time: each piece is written, added to the old checksum (checked at the
+    /// end) and to the new one, and reported to `progress`. Returns the key
+    /// hash and the end of the copied entry.
+    #[allow(clippy::too_many_arguments)]
+    fn copy_large(
+        &self,
+        ctx: &Ctx,
+        target: &Target<'_>,
+        found: &Found,
+        key: &[u8],
+        value: &[u8],
+        at: u64,
+        progress: &impl Fn(u64),
+    ) -> Result<(u64, u64)> {
+        let write = |bytes: &[u8], offset: u64| {
+            target
+                .file
+                .write_all_at(bytes, offset)
+                .map_err(|e| io_err(target.path, "writing", e))
+        };
+        let len = value.len() as u64;
+        // Cannot fail: file offsets are far below 2^63.
+        let start = payload_start(at, len).unwrap_or(at);
+        write(&[0u8; 64][..(start - at) as usize], at)?;
+        let mut old_crc = EntryCrc::new(ctx.store_id);
+        let mut new_crc = EntryCrc::new(target.store_id);
+        let mut offset = start;
+        for piece in value.chunks(PIECE_BYTES) {
+            write(piece, offset)?;
+            old_crc.update(piece);
+            new_crc.update(piece);
+            offset += piece.len() as u64;
+            progress(piece.len() as u64);
+        }
+        old_crc.update(key);
+        new_crc.update(key);
+        let got = old_crc.finish_with(&found.trailer);
+        if got != found.trailer.crc {
+            return Err(self.damaged_live_value(found, key, got));
+        }
+        let mut trailer = Trailer {
+            prev_end: at,
+            key_hash: (self.options.hasher)(key),
+            flags: 0,
+            crc: 0,
+            ..found.trailer
+        };
+        trailer.crc = new_crc.finish_with(&trailer);
+        write(key, offset)?;
+        write(&trailer.encode(), offset + key.len() as u64)?;
+        Ok((trailer.key_hash, offset + key.len() as u64 + TRAILER_LEN))
+    }
+
     /// Records a live entry that fails its checksum; the error for `compact`.
     fn damaged_live_value(&self, found: &Found, key: &[u8], got: u32) -> Error {
         let damage = Damage {
@@ -285,10 +376,10 @@ impl DataStore {
 }
 
 /// The file compaction writes to.
-struct Target<'a> {
-    file: &'a File,
-    path: &'a Path,
-    store_id: u64,
+pub(crate) struct Target<'a> {
+    pub(crate) file: &'a File,
+    pub(crate) path: &'a Path,
+    pub(crate) store_id: u64,
 }
 
 /// Splits `live` into runs whose small values fit one scratch buffer.
@@ -301,7 +392,13 @@ fn batches<'a>(bytes: &'a [u8], live: &'a [u64]) -> impl Iterator<Item = &'a [u6
         let mut size = 0usize;
         let mut count = 0;
         while count < rest.len() && (count == 0 || size < COPY_BATCH_BYTES) && count < 4096 {
-            size += crate::store::entry_sizes(bytes, rest[count]).map_or(0, |(_, s)| s as usize);
+            let (payload, entry) = crate::store::entry_sizes(bytes, rest[count]).unwrap_or((0, 0));
+            if payload >= PIECE_BYTES as u64 {
+                // A large value goes alone, copied in pieces.
+                count += usize::from(count == 0);
+                break;
+            }
+            size += entry as usize;
             count += 1;
         }
         let (chunk, tail) = rest.split_at(count);

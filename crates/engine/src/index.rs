@@ -351,6 +351,20 @@ impl Index {
         Some((Arc::clone(map), end))
     }
 
+    /// The map and entry end of `key`, if it is live, borrowed for as long
+    /// as `guard` stays pinned: no reference count is touched.
+    pub(crate) fn locate<'a>(
+        &'a self,
+        hash: u64,
+        key: &[u8],
+        guard: &'a Guard,
+    ) -> Option<(&'a Arc<Mapping>, u64)> {
+        self.shards[shard_of(hash)].lookup(guard, |table, map| {
+            let bytes = map.readable();
+            Some((map, table.get(hash, |end| holds_key(bytes, end, key))?))
+        })
+    }
+
     /// `f(value)` for the value of `key`, if it is live (see
     /// [`Index::find_pinned`]). No lock is held while `f` runs, and no
     /// reference count is touched.
@@ -403,6 +417,15 @@ impl Index {
                 mmblob_entry::prefetch(byte);
             }
         }
+    }
+
+    /// The entry end of `key`, if it is live.
+    pub(crate) fn end_of(&self, hash: u64, key: &[u8]) -> Option<u64> {
+        let guard = epoch::pin();
+        self.shards[shard_of(hash)].lookup(&guard, |table, map| {
+            let bytes = map.readable();
+            table.get(hash, |end| holds_key(bytes, end, key))
+        })
     }
 
     /// True when `key` is live.
@@ -508,6 +531,27 @@ impl Index {
                 }
             })
             .collect()
+    }
+
+    /// Sizes each shard once for a batch that may add a key per hash of
+    /// `added` (value entries; some may replace live keys), instead of
+    /// letting the shard grow again and again while the batch is applied.
+    /// Only shards the batch could at least double are grown: a batch that
+    /// mostly replaces keys of a large shard must not inflate it.
+    pub(crate) fn reserve(&self, added: impl Iterator<Item = u64>) {
+        let mut per_shard = [0usize; SHARDS];
+        for hash in added {
+            per_shard[shard_of(hash)] += 1;
+        }
+        for (index, &extra) in per_shard.iter().enumerate() {
+            if extra == 0 {
+                continue;
+            }
+            let len = self.shards[index].hold_still().table().len();
+            if extra >= len {
+                self.make_room(index, extra);
+            }
+        }
     }
 
     /// Grows shard `index` if `extra` more keys would overfill it. The copy

@@ -5,7 +5,7 @@ use std::os::unix::fs::MetadataExt;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
-use mmblob_entry::format::{HEADER_LEN, TRAILER_LEN};
+use mmblob_entry::format::{HEADER_LEN, TRAILER_LEN, Trailer};
 use tracing::{info, info_span, warn};
 
 use crate::damage::{Damage, DamageKind, VerifyReport};
@@ -26,6 +26,14 @@ pub struct StoreStats {
     /// Logical length of the store file (the end of its last entry; see
     /// [`DataStore::file_size`]).
     pub file_size: u64,
+    /// Bytes of an interrupted write after the last complete entry, cut
+    /// off at open (writable handle) or ignored (read-only handle).
+    pub torn_bytes: u64,
+    /// Damaged stretches known to this handle, torn-tail bytes not counted
+    /// (see [`DataStore::damage`]).
+    pub damaged: u64,
+    /// Keys whose newest entry is known to be damaged and is hidden.
+    pub damaged_keys: u64,
 }
 
 impl DataStore {
@@ -64,6 +72,8 @@ impl DataStore {
     /// counters kept by the writer (no scan).
     #[must_use]
     pub fn stats(&self) -> StoreStats {
+        let damage = self.damage();
+        let damaged_keys = self.damaged_keys().len() as u64;
         let state = self.lock_state();
         let file_size = state.tail;
         StoreStats {
@@ -71,10 +81,21 @@ impl DataStore {
             live_bytes: state.live.payload_bytes,
             reclaimable_bytes: file_size.saturating_sub(HEADER_LEN + state.live.entry_bytes),
             file_size,
+            torn_bytes: damage
+                .iter()
+                .filter(|d| d.is_torn_tail())
+                .map(Damage::len)
+                .sum(),
+            damaged: damage.iter().filter(|d| !d.is_torn_tail()).count() as u64,
+            damaged_keys,
         }
     }
 
-    /// Damage found so far: at open, by [`DataStore::verify`] and by refresh.
+    /// Damage found so far, in file order: at open (skipped bytes, a
+    /// damaged last batch, a truncated file, torn-tail bytes cut or
+    /// ignored), by [`DataStore::verify`], by compaction and by refresh.
+    /// Each is also logged once as an `error!` event (torn-tail bytes as a
+    /// `warn!`).
     #[must_use]
     pub fn damage(&self) -> Vec<Damage> {
         self.damage
@@ -129,6 +150,8 @@ impl DataStore {
             return self.reload(&mut state);
         }
         self.apply_refreshed(&mut state, &fresh, tail);
+        let damaged = crate::store::damaged_newest(state.map.readable(), &fresh);
+        self.register_damaged_keys(damaged);
         self.record_damage(outcome.damage);
         info!(new_entries = fresh.len(), tail, "refreshed");
         Ok(())
@@ -168,7 +191,12 @@ impl DataStore {
 
     /// Recomputes the checksum of every entry in the file (live, overwritten
     /// and deleted), in parallel with the `parallel` feature. Damage found is
-    /// returned and also recorded in [`DataStore::damage`].
+    /// recorded in [`DataStore::damage`] and the report lists everything
+    /// known to this handle (so also what open found: torn-tail bytes, a
+    /// truncated file). A damaged live entry is hidden from then on (a read
+    /// of its key fails with [`Error::Corrupt`](crate::Error::Corrupt)),
+    /// and so are the other entries of its batch: a batch is seen whole or
+    /// not at all.
     ///
     /// # Errors
     /// [`Error::Io`](crate::Error::Io) only; damage is reported, not an error.
@@ -198,26 +226,103 @@ impl DataStore {
                 reached_stop: true,
             }
         };
-        let mut damaged = outcome.damage;
-        damaged.extend(check_all(bytes, &ctx, &entries, &progress));
-        damaged.sort_by_key(|d| d.range.start);
-        let report = VerifyReport {
+        let mut found = outcome.damage;
+        // Entries the walk already found failing are not checked twice.
+        let intact: Vec<Walked> = entries.iter().filter(|e| !e.damaged).copied().collect();
+        let mut mismatches = check_all(bytes, &ctx, &intact, &progress);
+        if !found.is_empty() || !mismatches.is_empty() {
+            let mut failing = mismatches.clone();
+            failing.extend(
+                found
+                    .iter()
+                    .filter(|d| matches!(d.kind, DamageKind::ChecksumMismatch { .. }))
+                    .cloned(),
+            );
+            found.extend(incomplete_batches(bytes, &ctx, &entries, &failing));
+        }
+        found.append(&mut mismatches);
+        found.sort_by_key(|d| d.range.start);
+        if found.is_empty() {
+            info!(entries = entries.len(), "verified: every checksum matches");
+        } else {
+            warn!(damaged = found.len(), "verify found damage");
+            self.record_damage(found.clone());
+            self.hide_damaged(&found);
+        }
+        Ok(VerifyReport {
             entries_checked: entries.len() as u64,
             bytes_checked: entries.iter().map(|e| checked_len(e, bytes)).sum(),
-            damaged,
-        };
-        if report.is_ok() {
-            info!(
-                entries = report.entries_checked,
-                bytes = report.bytes_checked,
-                "verified: no damage"
-            );
-        } else {
-            warn!(damaged = report.damaged.len(), "verify found damage");
-            self.record_damage(report.damaged.clone());
-        }
-        Ok(report)
+            damaged: self.damage(),
+        })
     }
+}
+
+/// The trailer of the entry ending at `end`, trusted (the walk checked it).
+fn trailer_at(bytes: &[u8], end: u64) -> Option<Trailer> {
+    let start = usize::try_from(end.checked_sub(TRAILER_LEN)?).ok()?;
+    let raw: &[u8; 32] = bytes.get(start..start + 32)?.try_into().ok()?;
+    Some(Trailer::decode(raw))
+}
+
+/// The intact entries of every batch that is not whole: one that holds an
+/// entry of `mismatches`, or whose entries say "more of this batch follow"
+/// where the chain reaches damaged bytes instead. One record per batch.
+pub(crate) fn incomplete_batches(
+    bytes: &[u8],
+    ctx: &Ctx,
+    entries: &[Walked],
+    mismatches: &[Damage],
+) -> Vec<Damage> {
+    let mut ends: Vec<u64> = entries.iter().map(|e| e.end).collect();
+    ends.sort_unstable();
+    let damaged: std::collections::BTreeSet<u64> = mismatches.iter().map(|d| d.range.end).collect();
+    let continues = |end: u64| trailer_at(bytes, end).is_some_and(|t| t.batch_continues());
+    let prev_end = |end: u64| trailer_at(bytes, end).map(|t| t.prev_end);
+    // A batch entry whose successor is missing: its batch broke off there.
+    let broken = (0..ends.len()).filter(|&i| {
+        continues(ends[i])
+            && ends
+                .get(i + 1)
+                .is_none_or(|&next| prev_end(next) != Some(ends[i]))
+    });
+    let mut seeds: Vec<usize> = damaged
+        .iter()
+        .filter_map(|bad| ends.binary_search(bad).ok())
+        .chain(broken)
+        .collect();
+    seeds.sort_unstable();
+    seeds.dedup();
+    let mut out: Vec<Damage> = Vec::new();
+    let mut covered_to = 0usize;
+    for i in seeds {
+        if i < covered_to {
+            continue;
+        }
+        let (mut lo, mut hi) = (i, i);
+        while lo > 0 && continues(ends[lo - 1]) && prev_end(ends[lo]) == Some(ends[lo - 1]) {
+            lo -= 1;
+        }
+        while hi + 1 < ends.len() && continues(ends[hi]) && prev_end(ends[hi + 1]) == Some(ends[hi])
+        {
+            hi += 1;
+        }
+        covered_to = hi + 1;
+        let Some(start) = prev_end(ends[lo]) else {
+            continue;
+        };
+        let keys: Vec<Vec<u8>> = ends[lo..=hi]
+            .iter()
+            .filter(|end| !damaged.contains(end) && ctx.structure(bytes, **end).is_some())
+            .filter_map(|&end| key_in(bytes, end).map(<[u8]>::to_vec))
+            .collect();
+        if !keys.is_empty() {
+            out.push(Damage::new(
+                start..ends[hi],
+                DamageKind::IncompleteBatch { keys },
+            ));
+        }
+    }
+    out
 }
 
 fn check_one(bytes: &[u8], ctx: &Ctx, entry: &Walked) -> Option<Damage> {
@@ -244,7 +349,7 @@ fn checked_len(entry: &Walked, bytes: &[u8]) -> u64 {
 }
 
 #[cfg(feature = "parallel")]
-fn check_all(
+pub(crate) fn check_all(
     bytes: &[u8],
     ctx: &Ctx,
     entries: &[Walked],
@@ -261,7 +366,7 @@ fn check_all(
 }
 
 #[cfg(not(feature = "parallel"))]
-fn check_all(
+pub(crate) fn check_all(
     bytes: &[u8],
     ctx: &Ctx,
     entries: &[Walked],

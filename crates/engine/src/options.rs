@@ -93,7 +93,12 @@ impl OpenOptions {
     }
 
     /// Refuse to open a store with any damage. Checks every checksum at open,
-    /// which costs time proportional to the file size.
+    /// which costs time proportional to the file size, and refuses with
+    /// [`Error::Corrupt`](crate::Error::Corrupt) before changing anything:
+    /// a refused store is left byte for byte as it was. Bytes of an
+    /// interrupted write after the last complete entry are not damage: they
+    /// are cut (writable handle) once the check passed. Without `strict`,
+    /// reads never check checksums; see [`DataStore::verify`](crate::DataStore::verify).
     #[must_use]
     pub fn strict(mut self, strict: bool) -> Self {
         self.strict = strict;

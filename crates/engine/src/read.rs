@@ -10,24 +10,40 @@ use crate::store::DataStore;
 impl DataStore {
     /// The value stored under `key`, read in place, or `None`.
     ///
-    /// Costs one hash, one lock-free index lookup and no system call; the
-    /// handle takes a reference to the map (see [`DataStore::reader`] for
-    /// reads that do not). A read that starts after a write returned sees that
-    /// write or a newer one.
+    /// Costs one hash, one lock-free index lookup and no system call. The
+    /// handle counts on the calling thread's lease on the map (see
+    /// [`EntryHandle`]), so reads on many threads write no shared memory;
+    /// [`DataStore::reader`] lends slices without any handle at all. A read
+    /// that starts after a write returned sees that write or a newer one.
     ///
     /// # Errors
     /// [`Error::InvalidKey`] for an empty or oversized key;
-    /// [`Error::Corrupt`] if the indexed trailer cannot be read back.
-    pub fn read(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
+    /// [`Error::Corrupt`] if the indexed trailer cannot be read back, or if
+    /// the newest entry of `key` is known to be damaged (found at open or by
+    /// [`DataStore::verify`]; see [`DataStore::damaged_keys`]).
+    ///
+    /// A read does not check the value's checksum: that would cost a pass
+    /// over every byte read. [`EntryHandle::verify_checksum`] checks one
+    /// value, [`DataStore::verify`] every entry, and
+    /// [`OpenOptions::strict`](crate::OpenOptions::strict) every entry at open.
+    pub fn read(&self, key: impl AsRef<[u8]>) -> Result<Option<EntryHandle>> {
+        let key = key.as_ref();
         check_key(key)?;
-        self.read_hashed(self.hash(key), key)
+        let guard = crossbeam_epoch::pin();
+        self.read_hashed(self.hash(key), key, &guard)
     }
 
     /// [`DataStore::read`] of a checked key whose hash is `hash`.
-    fn read_hashed(&self, hash: u64, key: &[u8]) -> Result<Option<EntryHandle>> {
-        match self.index.get(hash, key) {
-            Some((map, end)) => EntryHandle::at(map, end).map(Some),
-            None => Ok(None),
+    #[inline]
+    fn read_hashed(
+        &self,
+        hash: u64,
+        key: &[u8],
+        guard: &crossbeam_epoch::Guard,
+    ) -> Result<Option<EntryHandle>> {
+        match self.index.locate(hash, key, guard) {
+            Some((map, end)) => EntryHandle::at_in(map, end).map(Some),
+            None => self.refuse_damaged_key(key).map(|()| None),
         }
     }
 
@@ -49,11 +65,16 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::read`].
-    pub fn read_with<R>(&self, key: &[u8], f: impl FnOnce(&[u8]) -> R) -> Result<Option<R>> {
+    pub fn read_with<R>(
+        &self,
+        key: impl AsRef<[u8]>,
+        f: impl FnOnce(&[u8]) -> R,
+    ) -> Result<Option<R>> {
+        let key = key.as_ref();
         check_key(key)?;
         let found = self.index.with_value(self.hash(key), key, f);
         match found {
-            None => Ok(None),
+            None => self.refuse_damaged_key(key).map(|()| None),
             Some(Ok(result)) => Ok(Some(result)),
             Some(Err(end)) => Err(unreadable_value(end)),
         }
@@ -73,8 +94,9 @@ impl DataStore {
         for key in keys {
             check_key(key)?;
         }
-        // Pinned once, the lookups' own pins cost a counter increment each.
-        let _pinned = crossbeam_epoch::pin();
+        // Pinned once for the whole call; the handles count on this
+        // thread's lease, so the batch writes no shared memory.
+        let pinned = crossbeam_epoch::pin();
         let mut handles = Vec::with_capacity(keys.len());
         let mut hashes = [0u64; WINDOW];
         for window in keys.chunks(WINDOW) {
@@ -84,7 +106,7 @@ impl DataStore {
             }
             self.index.prefetch(hashes);
             for (&hash, key) in hashes.iter().zip(window) {
-                handles.push(self.read_hashed(hash, key)?);
+                handles.push(self.read_hashed(hash, key, &pinned)?);
             }
         }
         Ok(handles)
@@ -94,7 +116,8 @@ impl DataStore {
     ///
     /// # Errors
     /// [`Error::InvalidKey`].
-    pub fn exists(&self, key: &[u8]) -> Result<bool> {
+    pub fn exists(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
         check_key(key)?;
         Ok(self.index.contains(self.hash(key), key))
     }

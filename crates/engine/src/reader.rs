@@ -6,6 +6,7 @@ use crate::append::check_key;
 use crate::error::Result;
 use crate::read::unreadable_value;
 use crate::store::DataStore;
+use mmblob_entry::EntryHandle;
 
 /// A read session on one thread; see [`DataStore::reader`].
 ///
@@ -61,9 +62,32 @@ impl Reader<'_> {
         check_key(key)?;
         let store = self.store;
         match store.index.find_pinned(store.hash(key), key, &self.guard) {
-            None => Ok(None),
+            None => store.refuse_damaged_key(key).map(|()| None),
             Some(Ok(value)) => Ok(Some(value)),
             Some(Err(end)) => Err(unreadable_value(end)),
+        }
+    }
+
+    /// The value stored under `key` as an [`EntryHandle`] that outlives
+    /// the session, or `None`: like [`DataStore::read`], but looked up
+    /// under the session's epoch pin instead of pinning once per call.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = mmblob_engine::DataStore::open(dir.path().join("s")).unwrap();
+    /// store.write(b"a", b"1").unwrap();
+    /// let handle = store.reader().get_handle(b"a").unwrap().unwrap();
+    /// assert_eq!(&*handle, b"1"); // the session is over, the handle lives on
+    /// ```
+    ///
+    /// # Errors
+    /// As [`DataStore::read`].
+    pub fn get_handle(&self, key: &[u8]) -> Result<Option<EntryHandle>> {
+        check_key(key)?;
+        let store = self.store;
+        match store.index.locate(store.hash(key), key, &self.guard) {
+            Some((map, end)) => EntryHandle::at_in(map, end).map(Some),
+            None => Ok(None),
         }
     }
 }

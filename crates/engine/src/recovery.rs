@@ -13,7 +13,7 @@ use std::io;
 use std::os::unix::fs::FileExt;
 
 use mmblob_entry::checksum::EntryCrc;
-use mmblob_entry::format::{EntryLayout, MIN_ENTRY_END, TRAILER_LEN, Trailer};
+use mmblob_entry::format::{EntryLayout, HEADER_LEN, MIN_ENTRY_END, TRAILER_LEN, Trailer};
 
 use crate::damage::{Damage, DamageKind};
 
@@ -177,7 +177,7 @@ impl Ctx {
     }
 
     /// The entry ending at `end` if it is fully valid: structure, key hash, checksum.
-    fn valid_entry(
+    pub(crate) fn valid_entry(
         &self,
         src: &(impl ReadAt + ?Sized),
         end: u64,
@@ -260,12 +260,165 @@ impl Ctx {
     }
 }
 
+/// What open found at the end of a store file.
+#[derive(Debug)]
+pub(crate) struct Tail {
+    /// The committed end: bytes past it are an interrupted write.
+    pub(crate) end: u64,
+    /// Where the chain to index starts: below a damaged last batch, else `end`.
+    pub(crate) chain_end: u64,
+    /// The entries of a damaged last batch, newest first: kept in the file,
+    /// hidden from the index.
+    pub(crate) hidden: Vec<Found>,
+    /// What is wrong with that batch.
+    pub(crate) damage: Vec<Damage>,
+}
+
+impl Tail {
+    fn clean(end: u64) -> Tail {
+        Tail {
+            end,
+            chain_end: end,
+            hidden: Vec::new(),
+            damage: Vec::new(),
+        }
+    }
+}
+
+/// The trailer ending at `end` read through `src`, if its numbers agree
+/// with that position.
+pub(crate) fn consistent_at(src: &(impl ReadAt + ?Sized), end: u64) -> io::Result<Option<Found>> {
+    if end < MIN_ENTRY_END {
+        return Ok(None);
+    }
+    let mut raw = [0u8; TRAILER_LEN as usize];
+    match src.read_at(end - TRAILER_LEN, &mut raw) {
+        Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+        other => other?,
+    }
+    let trailer = Trailer::decode(&raw);
+    Ok(trailer.layout(end).map(|layout| Found { trailer, layout }))
+}
+
+impl Ctx {
+    /// The end of the committed data in `src` (`len` bytes, known to be
+    /// committed up to `lo`), applying the tail rule:
+    ///
+    /// * The file ends in a structurally complete chain (the last trailer
+    ///   agrees with its position, and so does the one its link points to,
+    ///   and it does not say that more entries of its batch follow):
+    ///   nothing is torn. If an entry of the last batch fails its checksum
+    ///   (or its key disagrees with its key hash) that is damage: the bytes
+    ///   stay, the whole batch is hidden and reported.
+    /// * Otherwise the tail is an interrupted write: the end is the last
+    ///   fully valid entry that does not leave a batch unfinished
+    ///   ([`Ctx::find_tail`], O(entries + torn bytes)).
+    pub(crate) fn recover_tail(
+        &self,
+        src: &(impl ReadAt + ?Sized),
+        len: u64,
+        lo: u64,
+    ) -> io::Result<Tail> {
+        let hi = skip_zero_tail(src, len, lo)?;
+        if hi == len {
+            if let Some(tail) = self.complete_tail(src, len, lo)? {
+                return Ok(tail);
+            }
+        } else {
+            // Zeros after the data (a writer's reservation): the last entry
+            // ends within 8 bytes of the last non-zero byte.
+            for end in (hi.saturating_sub(8).max(lo)..=hi).rev() {
+                if let Some(tail) = self.complete_tail(src, end, lo)? {
+                    return Ok(tail);
+                }
+            }
+        }
+        Ok(Tail::clean(self.find_tail(src, len, lo)?))
+    }
+
+    /// [`Ctx::recover_tail`] when the file ends in a complete chain;
+    /// `None` for a torn tail (including a batch cut at an entry boundary).
+    fn complete_tail(
+        &self,
+        src: &(impl ReadAt + ?Sized),
+        len: u64,
+        lo: u64,
+    ) -> io::Result<Option<Tail>> {
+        let Some(last) = consistent_at(src, len)? else {
+            return Ok(None);
+        };
+        // A last entry that says "more of this batch follow" ends an
+        // unfinished batch (whether or not it checks): torn. Keeping it
+        // would make the next write look like part of that batch.
+        if last.trailer.batch_continues() {
+            return Ok(None);
+        }
+        let link = last.layout.prev_end;
+        if link < lo || (link > lo && link > HEADER_LEN && consistent_at(src, link)?.is_none()) {
+            return Ok(None);
+        }
+        // The last batch, newest first: the last entry and the entries
+        // before it that say "more entries of this batch follow".
+        let mut batch = vec![last];
+        let mut below = link;
+        while below > lo {
+            match consistent_at(src, below)? {
+                Some(found) if found.trailer.batch_continues() => {
+                    below = found.layout.prev_end;
+                    batch.push(found);
+                }
+                _ => break,
+            }
+        }
+        let mut damage = Vec::new();
+        let mut intact_keys = Vec::new();
+        for found in &batch {
+            let mut key = vec![0u8; usize::from(found.layout.key_len)];
+            src.read_at(found.layout.key_start, &mut key)?;
+            let key_ok = (self.hasher)(&key) == found.trailer.key_hash;
+            let (expected, got) = self.checksums(src, found)?;
+            if key_ok && expected == got {
+                intact_keys.push(key);
+            } else {
+                damage.push(Damage {
+                    range: found.layout.prev_end..found.end(),
+                    kind: DamageKind::ChecksumMismatch {
+                        key: if key_ok { key } else { Vec::new() },
+                        expected,
+                        got,
+                    },
+                });
+            }
+        }
+        if damage.is_empty() {
+            return Ok(Some(Tail::clean(len)));
+        }
+        if !intact_keys.is_empty() {
+            intact_keys.reverse();
+            damage.push(Damage {
+                range: below..len,
+                kind: DamageKind::IncompleteBatch { keys: intact_keys },
+            });
+        }
+        damage.sort_by_key(|d| d.range.start);
+        Ok(Some(Tail {
+            end: len,
+            chain_end: below,
+            hidden: batch,
+            damage,
+        }))
+    }
+}
+
 /// One entry reached by [`walk`].
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Walked {
     pub(crate) end: u64,
     pub(crate) hash: u64,
     pub(crate) tombstone: bool,
+    /// The entry fails its checksum: it hides older entries of its key like
+    /// a tombstone (`tombstone` is set too), and its key reads as damaged.
+    pub(crate) damaged: bool,
 }
 
 impl From<&Found> for Walked {
@@ -274,6 +427,18 @@ impl From<&Found> for Walked {
             end: found.end(),
             hash: found.trailer.key_hash,
             tombstone: found.trailer.is_tombstone(),
+            damaged: false,
+        }
+    }
+}
+
+impl Walked {
+    /// `found`, known to fail its checksum.
+    pub(crate) fn damaged(found: &Found) -> Walked {
+        Walked {
+            tombstone: true,
+            damaged: true,
+            ..Walked::from(found)
         }
     }
 }
@@ -287,7 +452,9 @@ pub(crate) struct WalkOutcome {
 }
 
 /// Follows the chain from the entry ending at `tail` down to `stop`, newest
-/// first, calling `visit` for every entry it can vouch for.
+/// first, calling `visit` for every entry it can vouch for, and for every
+/// entry whose key it can read but whose checksum it found failing (as
+/// [`Walked::damaged`], so that it hides older entries of its key).
 pub(crate) fn walk(
     bytes: &[u8],
     tail: u64,
@@ -312,15 +479,18 @@ pub(crate) fn walk(
         let unreadable = (end - 1, end, DamageKind::Unreadable);
         let (resume_below, damaged_end, kind) = match pending.take() {
             Some(next) => match ctx.checksums(bytes, &next) {
-                Ok((expected, got)) if expected != got => (
-                    next.layout.trailer_start,
-                    next.end(),
-                    DamageKind::ChecksumMismatch {
-                        key: key_in(bytes, next.end()).unwrap_or_default().to_vec(),
-                        expected,
-                        got,
-                    },
-                ),
+                Ok((expected, got)) if expected != got => {
+                    visit(Walked::damaged(&next));
+                    (
+                        next.layout.trailer_start,
+                        next.end(),
+                        DamageKind::ChecksumMismatch {
+                            key: key_in(bytes, next.end()).unwrap_or_default().to_vec(),
+                            expected,
+                            got,
+                        },
+                    )
+                }
                 _ => {
                     visit(Walked::from(&next));
                     unreadable
@@ -360,7 +530,7 @@ mod tests {
     use super::*;
     use crate::append::Appender;
     use mmblob_entry::checksum::key_hash;
-    use mmblob_entry::format::{HEADER_LEN, Header};
+    use mmblob_entry::format::Header;
 
     const STORE_ID: u64 = 0xfeed_f00d;
 
@@ -397,7 +567,11 @@ mod tests {
 
     fn visited(bytes: &[u8], tail: u64) -> (Vec<u64>, Vec<Damage>) {
         let mut ends = Vec::new();
-        let outcome = walk(bytes, tail, HEADER_LEN, &ctx(), |w| ends.push(w.end));
+        let outcome = walk(bytes, tail, HEADER_LEN, &ctx(), |w| {
+            if !w.damaged {
+                ends.push(w.end);
+            }
+        });
         assert!(outcome.reached_stop);
         (ends, outcome.damage)
     }

@@ -19,6 +19,12 @@
 //! The counts up front let open map and check the shards in parallel: each
 //! table is mapped copy-on-write from the sidecar (see `slots.rs`), so
 //! opening copies nothing and the index is paged in from the page cache.
+//!
+//! A store with fewer than [`MIN_KEYS`] live keys opens fast enough by
+//! walking, so its sidecar holds no tables (shard count 0): only the header,
+//! which records how far the store reached at its last clean close. Open
+//! reads that record from any sidecar ([`reach`]) to tell a truncated file
+//! ("the file ends at X; the store reached Y") from a torn write.
 
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
@@ -134,6 +140,56 @@ pub(crate) fn load(store: &Path, expect: &Expect) -> Option<Snapshot> {
 
 const SLOT_LEN: u64 = size_of::<Slot>() as u64;
 
+/// How far a store reached at its last clean close, as its sidecar says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Reach {
+    pub(crate) store_id: u64,
+    /// The end of the store file then.
+    pub(crate) tail: u64,
+    /// The stored checksum of the entry ending there.
+    pub(crate) tail_crc: u32,
+    /// Live keys then.
+    pub(crate) live_entries: u64,
+}
+
+/// The record of how far the store reached, from a sidecar (with or
+/// without tables) whose header, counts and digests check; the slots are
+/// not read.
+pub(crate) fn reach(store: &Path) -> Option<Reach> {
+    if cfg!(target_endian = "big") {
+        return None;
+    }
+    let file = File::open(sidecar_path(store)).ok()?;
+    let file_len = file.metadata().ok()?.len();
+    let mut fixed = [0u8; HEADER_LEN];
+    file.read_exact_at(&mut fixed, 0).ok()?;
+    let shards = le_u32(&fixed, 28) as usize;
+    if fixed[..8] != MAGIC || shards > Index::shard_count() {
+        return None;
+    }
+    let mut head = vec![0u8; HEADER_LEN + 8 * shards];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let counts_total = (0..shards)
+        .map(|i| le_u64(&head, HEADER_LEN + 8 * i))
+        .try_fold(0u64, u64::checked_add)?;
+    let slots_end = (head.len() as u64).checked_add(counts_total.checked_mul(SLOT_LEN)?)?;
+    let mut tail_part = vec![0u8; 8 * shards + 8];
+    if file_len != slots_end.checked_add(tail_part.len() as u64)? {
+        return None;
+    }
+    file.read_exact_at(&mut tail_part, slots_end).ok()?;
+    let digests = &tail_part[..8 * shards];
+    if outer_digest(&head, digests) != le_u64(&tail_part, 8 * shards) {
+        return None;
+    }
+    Some(Reach {
+        store_id: le_u64(&head, 8),
+        tail: le_u64(&head, 16),
+        tail_crc: le_u32(&head, 24),
+        live_entries: le_u64(&head, 32),
+    })
+}
+
 /// The xxh3 of a table's slots as saved.
 fn slots_digest(table: &Table) -> u64 {
     let mut hasher = Xxh3::new();
@@ -180,15 +236,22 @@ pub(crate) struct Covered {
     pub(crate) live: LiveTotals,
 }
 
+/// Where [`save`] writes a new sidecar before renaming it into place; a
+/// process killed meanwhile leaves it behind, and the next writable open
+/// removes it.
+pub(crate) fn sidecar_temp_path(store: &Path) -> PathBuf {
+    let mut temp_name = sidecar_path(store).into_os_string();
+    temp_name.push(".tmp");
+    PathBuf::from(temp_name)
+}
+
 /// Writes the sidecar for `tables`, replacing any previous one atomically.
 pub(crate) fn save(store: &Path, covered: &Covered, tables: &[&Table]) -> io::Result<()> {
     if cfg!(target_endian = "big") {
         return Ok(());
     }
     let final_path = sidecar_path(store);
-    let mut temp_name = final_path.as_os_str().to_owned();
-    temp_name.push(".tmp");
-    let temp = PathBuf::from(temp_name);
+    let temp = sidecar_temp_path(store);
     let result =
         write_file(&temp, covered, tables).and_then(|()| std::fs::rename(&temp, &final_path));
     if result.is_err() {

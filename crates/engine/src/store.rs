@@ -3,7 +3,7 @@
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
 
@@ -11,12 +11,12 @@ use mmblob_entry::Mapping;
 use mmblob_entry::format::{HEADER_LEN, Header, HeaderError};
 use tracing::{debug, error, info, info_span, warn};
 
-use crate::damage::Damage;
+use crate::damage::{Damage, DamageKind, DamagedKeys};
 use crate::error::{Error, Result};
 use crate::group_commit::GroupCommit;
 use crate::index::{Change, Index, shard_of};
 use crate::options::OpenOptions;
-use crate::recovery::{Ctx, Walked, key_in, walk};
+use crate::recovery::{Ctx, Tail, Walked, key_in, skip_zero_tail, walk};
 use crate::snapshot;
 use crate::table::Table;
 
@@ -41,6 +41,10 @@ pub struct DataStore {
     /// Shares `fdatasync`s between writers under `Durability::Sync`.
     pub(crate) group_commit: GroupCommit,
     pub(crate) damage: Mutex<Vec<Damage>>,
+    /// Keys whose newest entry is known damaged (and hidden from the index).
+    pub(crate) damaged_keys: Mutex<DamagedKeys>,
+    /// True while `damaged_keys` is not empty: a lookup miss checks it.
+    pub(crate) any_damaged_key: AtomicBool,
     /// Mirror of `State::tail` readable without the writer lock.
     pub(crate) tail: AtomicU64,
 }
@@ -75,6 +79,21 @@ pub(crate) struct LiveTotals {
     pub(crate) entry_bytes: u64,
 }
 
+/// Keys with the file offset of something about them (their damaged entry).
+pub(crate) type KeyOffsets = Vec<(Vec<u8>, u64)>;
+
+/// An index built at open, by a walk or from a sidecar.
+struct Built {
+    tables: Vec<Table>,
+    /// Damage the walk found.
+    damage: Vec<Damage>,
+    live: LiveTotals,
+    /// The end the sidecar covers, when the index came from one.
+    covered: Option<u64>,
+    /// Keys whose newest entry the walk found damaged.
+    damaged_keys: KeyOffsets,
+}
+
 /// A store file read from disk and its rebuilt index.
 pub(crate) struct Loaded {
     pub(crate) file: File,
@@ -85,6 +104,11 @@ pub(crate) struct Loaded {
     pub(crate) damage: Vec<Damage>,
     pub(crate) live: LiveTotals,
     pub(crate) snapshot_tail: Option<u64>,
+    /// Keys whose newest entry fails its checksum (hidden), with its offset.
+    pub(crate) damaged_keys: KeyOffsets,
+    /// Length of the file when it was read; past `tail` lie torn bytes
+    /// that a writable open cuts (a strict open only once it passed).
+    pub(crate) file_len: u64,
 }
 
 impl std::fmt::Debug for DataStore {
@@ -126,6 +150,9 @@ impl DataStore {
             // We hold the write lock, so a leftover is from a compaction that crashed.
             let target = crate::compact::compaction_target(path);
             let _ = std::fs::remove_file(crate::compact::compaction_temp_path(&target));
+            // And a sidecar half-written when a process was killed.
+            let _ = std::fs::remove_file(snapshot::sidecar_temp_path(&target));
+            let _ = std::fs::remove_file(snapshot::sidecar_temp_path(path));
         }
         let loaded = load(path, file, options)?;
         let Loaded {
@@ -137,6 +164,8 @@ impl DataStore {
             damage,
             live,
             snapshot_tail,
+            damaged_keys,
+            file_len,
         } = loaded;
         let store = DataStore {
             path: path.to_path_buf(),
@@ -156,11 +185,18 @@ impl DataStore {
             }),
             group_commit: GroupCommit::new((0, tail)),
             damage: Mutex::new(Vec::new()),
+            damaged_keys: Mutex::new(DamagedKeys::default()),
+            any_damaged_key: AtomicBool::new(false),
             tail: AtomicU64::new(tail),
         };
-        store.record_damage(damage);
+        store.record_damage(damage.clone());
+        store.register_damaged_keys(damaged_keys);
+        store.hide_damaged(&damage);
         if options.strict {
             store.refuse_damage()?;
+            if !options.read_only && file_len > tail {
+                store.cut_torn_tail(tail)?;
+            }
         }
         info!(
             entries = store.len(),
@@ -171,24 +207,41 @@ impl DataStore {
         Ok(store)
     }
 
+    /// The check of `strict(true)`: every checksum, and no damage known.
+    /// Bytes of an interrupted write are not damage (they are cut once
+    /// the check passed).
     fn refuse_damage(&self) -> Result<()> {
         let report = self.verify()?;
-        match report.damaged.first() {
+        let damaged: Vec<&Damage> = report.committed_damage().collect();
+        match damaged.first() {
             None => Ok(()),
             Some(first) => Err(Error::Corrupt {
                 offset: first.range.start,
                 reason: format!(
-                    "{} damaged stretch(es), first: {first}; opened with strict(true)",
-                    report.damaged.len()
+                    "{} damaged stretch(es), first: {first}; opened with strict(true), \
+                     which refuses a damaged store and leaves its file unchanged",
+                    damaged.len()
                 ),
             }),
         }
+    }
+
+    /// Cuts the bytes of an interrupted write past `tail` off the file.
+    fn cut_torn_tail(&self, tail: u64) -> Result<()> {
+        let mut state = self.lock_state();
+        state.wmap.forget();
+        state
+            .file
+            .set_len(tail)
+            .and_then(|()| state.file.sync_all())
+            .map_err(|e| io_err(&self.path, "cutting torn tail of", e))
     }
 
     /// Makes `loaded` the store's current file, map and index.
     pub(crate) fn install(&self, state: &mut State, loaded: Loaded) {
         self.index.replace(loaded.tables, &loaded.map);
         state.file = Arc::new(loaded.file);
+        state.map.retire();
         state.map = loaded.map;
         state.tail = loaded.tail;
         state.store_id = loaded.store_id;
@@ -197,6 +250,9 @@ impl DataStore {
         state.needs_truncate = false;
         state.epoch += 1;
         self.tail.store(loaded.tail, Ordering::Release);
+        self.clear_damaged_keys();
+        self.register_damaged_keys(loaded.damaged_keys);
+        self.hide_damaged_locked(state, &loaded.damage);
         self.record_damage(loaded.damage);
     }
 
@@ -241,6 +297,16 @@ impl DataStore {
         self.options.read_only
     }
 
+    /// The random id of the store file (from its header) and the end of its
+    /// last committed entry, read together. [`compact`](Self::compact) writes a
+    /// new file with a new id, so a copy of the bytes `..end` under this id is a
+    /// prefix of this store exactly while the id stays the same.
+    #[must_use]
+    pub fn store_id_and_end(&self) -> (u64, u64) {
+        let state = self.lock_state();
+        (state.store_id, state.tail)
+    }
+
     pub(crate) fn check_writable(&self, operation: &'static str) -> Result<()> {
         if self.options.read_only {
             return Err(Error::ReadOnly {
@@ -264,6 +330,7 @@ impl DataStore {
             .map_err(|e| io_err(&self.path, "mapping", e))?;
         let map = Arc::new(map);
         self.index.set_map(&map);
+        state.map.retire();
         state.map = map;
         Ok(())
     }
@@ -485,20 +552,37 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
         store_id,
         hasher: options.hasher,
     };
-    let tail = ctx
-        .find_tail(&file, len, HEADER_LEN)
+    let found = ctx
+        .recover_tail(&file, len, HEADER_LEN)
         .map_err(|e| io_err(path, "recovering", e))?;
-    if tail < len && options.read_only {
-        // A writer's reservation (zeros) or a write in progress: not ours to cut.
-        debug!(path = %path.display(), bytes = len - tail, tail, "bytes after the last entry");
-    } else if tail < len {
-        warn!(path = %path.display(), torn_bytes = len - tail, tail, "cutting off an interrupted write at the end of the store");
-        file.set_len(tail)
-            .and_then(|()| file.sync_all())
-            .map_err(|e| io_err(path, "cutting torn tail of", e))?;
+    let tail = found.end;
+    let mut damage = found.damage.clone();
+    if tail < len {
+        // Only zeros after the last entry: a writer's reservation (see the
+        // format docs), in use or left by a crash between writes. Not a torn
+        // write and not damage; a writable open gives the space back.
+        let reserved =
+            skip_zero_tail(&file, len, tail).map_err(|e| io_err(path, "recovering", e))? == tail;
+        let cut = !options.read_only;
+        if reserved {
+            debug!(path = %path.display(), bytes = len - tail, tail, "zeros reserved after the last entry");
+        } else {
+            damage.push(Damage::new(tail..len, DamageKind::TornTail { cut }));
+            if options.read_only {
+                warn!(path = %path.display(), torn_bytes = len - tail, tail, "ignoring bytes after the last complete entry (an interrupted write, or a write in progress); this read-only handle leaves them alone");
+            } else {
+                warn!(path = %path.display(), torn_bytes = len - tail, tail, "cutting off an interrupted write at the end of the store");
+            }
+        }
+        // A strict open cuts only once its check passed (see `open_with`).
+        if cut && !options.strict {
+            file.set_len(tail)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| io_err(path, "cutting torn tail of", e))?;
+        }
     }
-    // SAFETY: `0..tail` holds committed entries (the tail entry's checksum was
-    // verified); mmblob never changes or truncates committed bytes.
+    // SAFETY: `0..tail` holds committed entries (it ends in a complete chain
+    // of trailers); mmblob never changes or truncates committed bytes.
     let map = Arc::new(
         unsafe { Mapping::new(&file, map_capacity(tail), tail, store_id) }
             .map_err(|e| io_err(path, "mapping", e))?,
@@ -511,15 +595,47 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
             Box::new(move |end| trailer_crc(&map, end))
         },
     };
-    let from_snapshot =
-        snapshot::load(path, &expect).and_then(|snap| catch_up(&map, tail, snap, &ctx));
-    let (tables, damage, live, snapshot_tail) = match from_snapshot {
-        Some((tables, damage, live, covered)) => (tables, damage, live, Some(covered)),
-        None => {
-            let (tables, damage, live) = rebuild_index(map.readable(), tail, &ctx);
-            (tables, damage, live, None)
+    let hidden = hidden_entries(map.readable(), &found, &ctx);
+    let from_snapshot = snapshot::load(path, &expect)
+        .and_then(|snap| catch_up(&map, found.chain_end, &hidden, snap, &ctx));
+    let Built {
+        tables,
+        damage: walk_damage,
+        live,
+        covered: mut snapshot_tail,
+        damaged_keys,
+    } = from_snapshot
+        .unwrap_or_else(|| rebuild_index(map.readable(), found.chain_end, &hidden, &ctx));
+    damage.extend(walk_damage);
+    if let Some(reach) = snapshot::reach(path).filter(|r| r.store_id == store_id) {
+        if reach.tail < found.chain_end && trailer_crc(&map, reach.tail) == Some(reach.tail_crc) {
+            // Entries written since the last clean close (or since damage
+            // known then) have had no checksum checked yet: check them now.
+            damage.extend(check_since(
+                map.readable(),
+                found.chain_end,
+                reach.tail,
+                &ctx,
+            ));
         }
-    };
+        if reach.tail > tail {
+            damage.push(Damage::new(
+                tail..reach.tail,
+                DamageKind::Truncated {
+                    keys_then: reach.live_entries,
+                    keys_now: live.entries,
+                },
+            ));
+        } else if reach.tail == tail
+            && snapshot_tail.is_none()
+            && live.entries < snapshot::MIN_KEYS
+            && trailer_crc(&map, tail) == Some(reach.tail_crc)
+        {
+            // The small sidecar already records this end.
+            snapshot_tail = Some(tail);
+        }
+    }
+    damage.sort_by_key(|d| d.range.start);
     Ok(Loaded {
         file,
         map,
@@ -529,7 +645,55 @@ pub(crate) fn load(path: &Path, file: File, options: &OpenOptions) -> Result<Loa
         damage,
         live,
         snapshot_tail,
+        damaged_keys,
+        file_len: len,
     })
+}
+
+/// Checksums every entry between `stop` and `tail` (found by a walk); the
+/// damage, with the intact entries of damaged batches.
+fn check_since(bytes: &[u8], tail: u64, stop: u64, ctx: &Ctx) -> Vec<Damage> {
+    let started = Instant::now();
+    let mut entries = Vec::new();
+    let outcome = walk(bytes, tail, stop, ctx, |entry| entries.push(entry));
+    if !outcome.reached_stop {
+        return Vec::new();
+    }
+    let intact: Vec<Walked> = entries.iter().filter(|e| !e.damaged).copied().collect();
+    let mismatches = crate::maintain::check_all(bytes, ctx, &intact, &|_| {});
+    let mut damage = outcome.damage;
+    if !damage.is_empty() || !mismatches.is_empty() {
+        let mut failing = mismatches.clone();
+        failing.extend(
+            damage
+                .iter()
+                .filter(|d| matches!(d.kind, DamageKind::ChecksumMismatch { .. }))
+                .cloned(),
+        );
+        damage.extend(crate::maintain::incomplete_batches(
+            bytes, ctx, &entries, &failing,
+        ));
+    }
+    damage.extend(mismatches);
+    info!(
+        entries = entries.len(),
+        damaged = damage.len(),
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "checked the entries written since the store was last closed cleanly"
+    );
+    damage
+}
+
+/// The entries of a damaged last batch as index changes: tombstones, so
+/// that they hide older entries of their keys; entries whose key bytes do
+/// not match their key hash are left out (their key is unknown).
+fn hidden_entries(bytes: &[u8], found: &Tail, ctx: &Ctx) -> Vec<Walked> {
+    found
+        .hidden
+        .iter()
+        .filter(|f| ctx.structure(bytes, f.end()).is_some())
+        .map(Walked::damaged)
+        .collect()
 }
 
 /// A read-only view of a file that has no header yet.
@@ -546,6 +710,8 @@ fn empty_view(path: &Path, file: File) -> Result<Loaded> {
         damage: Vec::new(),
         live: LiveTotals::default(),
         snapshot_tail: None,
+        damaged_keys: Vec::new(),
+        file_len: 0,
     })
 }
 
@@ -578,17 +744,39 @@ pub(crate) fn changes_oldest_first<'b>(bytes: &'b [u8], walked: &[Walked]) -> Ve
         .collect()
 }
 
+/// The keys of `walked` (newest first) whose newest entry there is damaged,
+/// with the offset where that entry starts.
+pub(crate) fn damaged_newest(bytes: &[u8], walked: &[Walked]) -> KeyOffsets {
+    let mut seen = std::collections::HashSet::new();
+    let mut out = Vec::new();
+    for entry in walked {
+        let Some(key) = key_in(bytes, entry.end) else {
+            continue;
+        };
+        if seen.insert(key) && entry.damaged {
+            out.push((key.to_vec(), entry_start(bytes, entry.end)));
+        }
+    }
+    out
+}
+
+/// Where the entry ending at `end` starts (the end of the previous one).
+fn entry_start(bytes: &[u8], end: u64) -> u64 {
+    entry_sizes(bytes, end).map_or(end, |(_, size)| end - size)
+}
+
 /// Brings a snapshot up to `tail` by walking only the entries after it.
 /// `None` when the chain does not lead back to the snapshot's end.
 fn catch_up(
     map: &Arc<Mapping>,
     tail: u64,
+    hidden: &[Walked],
     snap: snapshot::Snapshot,
     ctx: &Ctx,
-) -> Option<(Vec<Table>, Vec<Damage>, LiveTotals, u64)> {
+) -> Option<Built> {
     let started = Instant::now();
     let bytes = map.readable();
-    let mut fresh = Vec::new();
+    let mut fresh = hidden.to_vec();
     let outcome = walk(bytes, tail, snap.tail, ctx, |entry| fresh.push(entry));
     if !outcome.reached_stop {
         return None;
@@ -602,13 +790,22 @@ fn catch_up(
         elapsed_us = started.elapsed().as_micros() as u64,
         "index loaded from snapshot"
     );
-    Some((index.into_tables(), outcome.damage, live, snap.tail))
+    let damaged_keys = damaged_newest(bytes, &fresh);
+    Some(Built {
+        tables: index.into_tables(),
+        damage: outcome.damage,
+        live,
+        covered: Some(snap.tail),
+        damaged_keys,
+    })
 }
 
 impl Drop for DataStore {
     /// Leaves an index snapshot for the next open of a large store, then
     /// releases the write lock.
     fn drop(&mut self) {
+        // Threads let go of their leases on the map when they next read.
+        self.lock_state().map.retire();
         if self.options.read_only {
             return;
         }
@@ -626,39 +823,70 @@ impl Drop for DataStore {
 }
 
 impl DataStore {
-    /// Writes the index sidecar when the store is large and it is stale.
+    /// Writes the index sidecar when the store is large and it is stale;
+    /// a failure is logged (the sidecar is only a cache).
     pub(crate) fn save_snapshot(&self) {
-        let state = self.lock_state();
-        let stale = state.snapshot_tail != Some(state.tail);
-        let undamaged = self.damage.lock().is_ok_and(|d| d.is_empty());
-        if !stale || !undamaged || state.live.entries < snapshot::MIN_KEYS {
-            return;
+        if let Err(e) = self.try_save_snapshot() {
+            warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
         }
-        let Some(crc) = trailer_crc(&state.map, state.tail) else {
-            return;
+    }
+
+    /// [`DataStore::save_snapshot`], returning the error.
+    pub(crate) fn try_save_snapshot(&self) -> Result<()> {
+        let mut state = self.lock_state();
+        let stale = state.snapshot_tail != Some(state.tail);
+        let damage = self.damage();
+        if !stale || state.tail < HEADER_LEN {
+            return Ok(());
+        }
+        // A truncation keeps the sidecar that records how far the store
+        // reached. Other damage is recorded by saving only how far the
+        // store reached *before* it, so the next open checks every entry
+        // after that point again and finds the damage (bytes of an
+        // interrupted write are not damage).
+        if damage
+            .iter()
+            .any(|d| matches!(d.kind, DamageKind::Truncated { .. }))
+        {
+            return Ok(());
+        }
+        let first_damage = damage
+            .iter()
+            .filter(|d| !d.is_torn_tail())
+            .map(|d| d.range.start)
+            .min();
+        let tail = first_damage.map_or(state.tail, |start| start.min(state.tail));
+        let Some(crc) = trailer_crc(&state.map, tail) else {
+            return Ok(());
         };
         let covered = snapshot::Covered {
             store_id: state.store_id,
-            tail: state.tail,
+            tail,
             tail_crc: crc,
             live: state.live,
         };
-        let saved = self
-            .index
-            .with_tables(|tables| snapshot::save(&self.path, &covered, tables));
-        if let Err(e) = saved {
-            warn!(path = %self.path.display(), error = %e, "could not save the index snapshot; the next open walks the chain");
-        }
+        let saved = if first_damage.is_some() || state.live.entries < snapshot::MIN_KEYS {
+            // Small stores open fast by walking: record only how far the
+            // store reached, so that open can tell a truncated file.
+            snapshot::save(&self.path, &covered, &[])
+        } else {
+            self.index
+                .with_tables(|tables| snapshot::save(&self.path, &covered, tables))
+        };
+        saved.map_err(|e| io_err(&self.path, "saving the index snapshot of", e))?;
+        state.snapshot_tail = Some(state.tail);
+        Ok(())
     }
 }
 
 /// Walks the chain newest-first and keeps, per key, only the newest entry
 /// (dropping keys whose newest entry is a tombstone).
-fn rebuild_index(bytes: &[u8], tail: u64, ctx: &Ctx) -> (Vec<Table>, Vec<Damage>, LiveTotals) {
+fn rebuild_index(bytes: &[u8], tail: u64, hidden: &[Walked], ctx: &Ctx) -> Built {
     let started = Instant::now();
     let mut tables = Index::empty_tables();
     let mut walked = 0u64;
-    let outcome = walk(bytes, tail, HEADER_LEN, ctx, |entry| {
+    let mut damaged_keys = Vec::new();
+    let mut visit = |entry: Walked| {
         walked += 1;
         let Some(key) = key_in(bytes, entry.end) else {
             return;
@@ -673,8 +901,15 @@ fn rebuild_index(bytes: &[u8], tail: u64, ctx: &Ctx) -> (Vec<Table>, Vec<Damage>
             }
             let marker = if entry.tombstone { TOMBSTONE_BIT } else { 0 };
             table.insert_new(entry.hash, entry.end | marker);
+            if entry.damaged {
+                damaged_keys.push((key.to_vec(), entry_start(bytes, entry.end)));
+            }
         }
-    });
+    };
+    for &entry in hidden {
+        visit(entry);
+    }
+    let outcome = walk(bytes, tail, HEADER_LEN, ctx, visit);
     let tables: Vec<Table> = tables
         .iter()
         .map(|t| t.rebuilt(|end| end & TOMBSTONE_BIT == 0))
@@ -687,7 +922,13 @@ fn rebuild_index(bytes: &[u8], tail: u64, ctx: &Ctx) -> (Vec<Table>, Vec<Damage>
         elapsed_us = started.elapsed().as_micros() as u64,
         "index rebuilt from the trailer chain"
     );
-    (tables, outcome.damage, live)
+    Built {
+        tables,
+        damage: outcome.damage,
+        live,
+        covered: None,
+        damaged_keys,
+    }
 }
 
 fn live_totals(bytes: &[u8], tables: &[Table]) -> LiveTotals {

@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 
 use mmblob_entry::EntryHandle;
 use mmblob_entry::checksum::EntryCrc;
-use mmblob_entry::format::{MAX_VALUE_LEN, TRAILER_LEN, Trailer, align_up};
+use mmblob_entry::format::{TRAILER_LEN, Trailer, align_up};
 use tracing::error;
 
-use crate::append::{Appended, Appender, check_key, copied_len};
+use crate::append::{Appended, Appender, check_key};
 use crate::error::{Error, Result};
 use crate::index::Change;
 use crate::options::Durability;
@@ -30,7 +30,9 @@ impl DataStore {
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], or [`Error::Io`] when the
     /// append fails (then nothing of it is visible and the store stays usable).
-    pub fn write(&self, key: &[u8], value: &[u8]) -> Result<u64> {
+    pub fn write(&self, key: impl AsRef<[u8]>, value: impl AsRef<[u8]>) -> Result<u64> {
+        let key = key.as_ref();
+        let value = value.as_ref();
         self.batch_write(&[(key, value)])
     }
 
@@ -40,43 +42,61 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::write`]; nothing is written if any key is invalid.
+    /// [`Error::ReservedKey`] for a key in the stored form of a
+    /// [namespace](DataStore::namespace) key.
     pub fn batch_write(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
-        self.check_writable("write")?;
-        for (key, value) in entries {
-            check_key(key)?;
-            if value.len() as u64 > MAX_VALUE_LEN {
-                return Err(Error::ValueTooLarge {
-                    len: value.len() as u64,
-                });
-            }
+        for (key, _) in entries {
+            crate::namespace::refuse_reserved(key)?;
         }
-        let mut state = self.lock_state();
-        if entries.is_empty() {
-            return Ok(state.tail);
-        }
-        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
-        let copied = entries
+        self.batch_write_raw(entries)
+    }
+
+    /// [`DataStore::batch_write`] for pairs of anything that can be viewed
+    /// as bytes, owned or borrowed: `Vec<(String, Vec<u8>)>`,
+    /// `&[(&str, &str)]`, ... Atomic like `batch_write`.
+    ///
+    /// (`batch_write` itself keeps its slice-of-slices parameter: a generic
+    /// one would stop `batch_write(&[])` and arrays mixing byte strings of
+    /// different lengths from compiling.)
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let store = mmblob_engine::DataStore::open(dir.path().join("s")).unwrap();
+    /// let rows: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("row/{i}"), vec![i; 4])).collect();
+    /// store.batch_write_pairs(&rows)?;
+    /// store.batch_write_pairs(&[("greeting", "hello"), ("farewell", "bye")])?;
+    /// assert_eq!(store.len(), 5);
+    /// # Ok::<(), mmblob_engine::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// As [`DataStore::batch_write`].
+    pub fn batch_write_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(
+        &self,
+        entries: &[(K, V)],
+    ) -> Result<u64> {
+        let refs: Vec<(&[u8], &[u8])> = entries
             .iter()
-            .map(|(key, value)| {
-                prefetch_small(value);
-                key.len() + copied_len(value)
-            })
-            .sum();
-        appender.reserve(entries.len(), copied);
-        for (i, (key, value)) in entries.iter().enumerate() {
-            appender.push(key, value, false, i + 1 < entries.len(), i);
-        }
-        let end = self.commit(&mut state, &appender, |i| entries[i].0)?;
-        let epoch = state.epoch;
-        drop(state);
-        self.make_durable(end, epoch)
+            .map(|(key, value)| (key.as_ref(), value.as_ref()))
+            .collect();
+        self.batch_write(&refs)
+    }
+
+    /// [`DataStore::batch_write`] that accepts namespaced keys.
+    pub(crate) fn batch_write_raw(&self, entries: &[(&[u8], &[u8])]) -> Result<u64> {
+        self.apply_batch("write", entries.len(), |i| {
+            let (key, value) = entries[i];
+            (key, Some(value))
+        })
+        .map(|outcome| outcome.end)
     }
 
     /// Deletes `key`; returns whether it existed. Writes nothing if it did not.
     ///
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`].
-    pub fn delete(&self, key: &[u8]) -> Result<bool> {
+    pub fn delete(&self, key: impl AsRef<[u8]>) -> Result<bool> {
+        let key = key.as_ref();
         Ok(self.batch_delete(&[key])? == 1)
     }
 
@@ -85,29 +105,8 @@ impl DataStore {
     /// # Errors
     /// As [`DataStore::delete`].
     pub fn batch_delete(&self, keys: &[&[u8]]) -> Result<usize> {
-        self.check_writable("delete")?;
-        for key in keys {
-            check_key(key)?;
-        }
-        let mut state = self.lock_state();
-        let mut live: Vec<&[u8]> = Vec::with_capacity(keys.len());
-        for key in keys {
-            if !live.contains(key) && self.index.contains(self.hash(key), key) {
-                live.push(key);
-            }
-        }
-        if live.is_empty() {
-            return Ok(0);
-        }
-        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
-        for (i, key) in live.iter().enumerate() {
-            appender.push(key, &[], true, i + 1 < live.len(), i);
-        }
-        let end = self.commit(&mut state, &appender, |i| live[i])?;
-        let epoch = state.epoch;
-        drop(state);
-        self.make_durable(end, epoch)?;
-        Ok(live.len())
+        self.apply_batch("delete", keys.len(), |i| (keys[i], None))
+            .map(|outcome| outcome.deleted)
     }
 
     /// Moves the value of `old` to `new` in one atomic step; a value already
@@ -115,26 +114,11 @@ impl DataStore {
     ///
     /// # Errors
     /// [`Error::KeyNotFound`] when `old` does not exist, and as [`DataStore::write`].
-    pub fn rename(&self, old: &[u8], new: &[u8]) -> Result<()> {
-        self.check_writable("rename")?;
-        check_key(old)?;
-        check_key(new)?;
-        let mut state = self.lock_state();
-        let Some((map, end)) = self.index.get(self.hash(old), old) else {
-            return Err(Error::KeyNotFound { key: old.to_vec() });
-        };
-        if old == new {
-            return Ok(());
-        }
-        let value = mmblob_entry::EntryHandle::at(map, end)?;
-        let mut appender = Appender::new(state.store_id, self.options.hasher, state.tail);
-        appender.push(new, value.as_slice(), false, true, 0);
-        appender.push(old, &[], true, false, 1);
-        let keys = [new, old];
-        let end = self.commit(&mut state, &appender, |i| keys[i])?;
-        let epoch = state.epoch;
-        drop(state);
-        self.make_durable(end, epoch).map(drop)
+    pub fn rename(&self, old: impl AsRef<[u8]>, new: impl AsRef<[u8]>) -> Result<()> {
+        let old = old.as_ref();
+        let new = new.as_ref();
+        crate::namespace::refuse_reserved(new)?;
+        self.rename_batch(old, new)
     }
 
     /// Copies the value of `key` into `target` under the same key, streaming
@@ -143,7 +127,8 @@ impl DataStore {
     /// # Errors
     /// [`Error::KeyNotFound`], [`Error::SameStore`], and the errors of
     /// [`DataStore::write_stream`] on `target`.
-    pub fn copy_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+    pub fn copy_to(&self, key: impl AsRef<[u8]>, target: &DataStore) -> Result<()> {
+        let key = key.as_ref();
         self.copy_entry(key, target).map(drop)
     }
 
@@ -169,7 +154,8 @@ impl DataStore {
     ///
     /// # Errors
     /// As [`DataStore::copy_to`], plus the errors of [`DataStore::delete`].
-    pub fn transfer_to(&self, key: &[u8], target: &DataStore) -> Result<()> {
+    pub fn transfer_to(&self, key: impl AsRef<[u8]>, target: &DataStore) -> Result<()> {
+        let key = key.as_ref();
         self.check_writable("transfer")?;
         let copied = self.copy_entry(key, target)?;
         self.delete_if_unchanged(&copied)
@@ -226,14 +212,21 @@ impl DataStore {
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ReadOnly`], [`Error::Io`] for a failed
     /// read of `reader` or a failed write.
-    pub fn write_stream(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
+    pub fn write_stream(&self, key: impl AsRef<[u8]>, reader: &mut impl Read) -> Result<u64> {
+        let key = key.as_ref();
+        crate::namespace::refuse_reserved(key)?;
+        self.write_stream_raw(key, reader)
+    }
+
+    /// [`DataStore::write_stream`] that accepts namespaced keys.
+    pub(crate) fn write_stream_raw(&self, key: &[u8], reader: &mut impl Read) -> Result<u64> {
         self.check_writable("write")?;
         check_key(key)?;
         let mut buf = vec![0u8; STREAM_CHUNK];
         let first = read_retrying(reader, &mut buf)
             .map_err(|e| Error::io("reading the value to store", e))?;
         if first == 0 {
-            return self.write(key, &[]);
+            return self.batch_write_raw(&[(key, &[])]);
         }
         let mut state = self.lock_state();
         self.cut_failed_append(&mut state)?;
@@ -254,6 +247,7 @@ impl DataStore {
             payload_len: trailer.payload_len,
             size: end - prev_end,
         };
+        state.wrote_through_file(appended.end);
         self.publish(&mut state, &[appended], |_| key);
         state.needs_truncate = false;
         let epoch = state.epoch;
@@ -327,14 +321,36 @@ impl DataStore {
         Ok(appender.end())
     }
 
+    /// Writes the entries of `appender` after whatever is already written
+    /// past the tail, without making them visible. On failure the file is
+    /// cut back to `prev_end` (the tail before the whole batch began) and
+    /// the error is returned.
+    pub(crate) fn append(
+        &self,
+        state: &mut State,
+        appender: &Appender<'_>,
+        prev_end: u64,
+    ) -> Result<()> {
+        // Grow the map before writing: once written, the entries are valid
+        // and a reader in another process may map them, so failing to map
+        // afterwards would cut off bytes that reader already uses (SIGBUS).
+        if let Err(e) = self.reserve_map(state, appender.end()) {
+            return Err(self.roll_back(state, prev_end, e));
+        }
+        self.append_encoded(state, appender, prev_end)
+    }
+
     /// Exposes appended entries to readers: map, index, totals, tail. The
-    /// caller reserved the map for them before writing (see `commit`).
-    fn publish<'k>(
+    /// caller reserved the map for them before writing (see `append`).
+    pub(crate) fn publish<'k>(
         &self,
         state: &mut State,
         entries: &[Appended],
         key_of: impl Fn(usize) -> &'k [u8],
     ) {
+        /// Index changes built at a time: a large batch does not need a
+        /// second list as long as itself.
+        const CHANGES_AT_ONCE: usize = 4096;
         let Some(last) = entries.last() else {
             return;
         };
@@ -342,18 +358,23 @@ impl DataStore {
         // are committed: mmblob never changes or truncates them.
         unsafe { state.map.extend_readable(last.end) };
         let map = Arc::clone(&state.map);
-        let changes: Vec<Change<'_>> = entries
-            .iter()
-            .map(|entry| Change {
+        if entries.len() > CHANGES_AT_ONCE {
+            let added = entries.iter().filter(|e| !e.tombstone).map(|e| e.hash);
+            self.index.reserve(added);
+        }
+        let mut changes: Vec<Change<'_>> = Vec::with_capacity(entries.len().min(CHANGES_AT_ONCE));
+        for few in entries.chunks(CHANGES_AT_ONCE) {
+            changes.clear();
+            changes.extend(few.iter().map(|entry| Change {
                 hash: entry.hash,
                 end: entry.end,
                 tombstone: entry.tombstone,
                 key: key_of(entry.position),
                 payload_len: entry.payload_len,
                 size: entry.size,
-            })
-            .collect();
-        self.index.apply(&mut state.live, map.readable(), &changes);
+            }));
+            self.index.apply(&mut state.live, map.readable(), &changes);
+        }
         state.tail = last.end;
         self.tail.store(last.end, Ordering::Release);
     }
@@ -366,7 +387,7 @@ impl DataStore {
         err
     }
 
-    fn cut_failed_append(&self, state: &mut State) -> Result<()> {
+    pub(crate) fn cut_failed_append(&self, state: &mut State) -> Result<()> {
         if state.needs_truncate {
             state.wmap.forget();
             state
@@ -379,7 +400,7 @@ impl DataStore {
     }
 
     /// Applies the store's durability to a write that ended at `end`.
-    fn make_durable(&self, end: u64, epoch: u64) -> Result<u64> {
+    pub(crate) fn make_durable(&self, end: u64, epoch: u64) -> Result<u64> {
         if self.options.durability == Durability::Sync {
             self.sync_through(epoch, end)?;
         }
@@ -419,15 +440,5 @@ fn read_retrying(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             other => return other,
         }
-    }
-}
-
-/// Starts loading a short value's cache lines: encoding a batch then finds
-/// its values in cache instead of waiting on each in turn.
-fn prefetch_small(value: &[u8]) {
-    const SHORT: usize = 256;
-    if let (Some(first), Some(last), true) = (value.first(), value.last(), value.len() <= SHORT) {
-        mmblob_entry::prefetch(first);
-        mmblob_entry::prefetch(last);
     }
 }

@@ -150,7 +150,10 @@ impl WriteMap {
     ) -> io::Result<bool> {
         assert!(tail <= from && from <= to, "writes go above the tail");
         self.floor = tail;
-        if self.reserved_end_of(file).is_none() {
+        // A reservation ending below the tail is stale (the file was
+        // extended by `pwrite` meanwhile): learn the file's length again, so
+        // giving back blocks of a failed `fallocate` never cuts below it.
+        if self.reserved_end_of(file).is_none_or(|end| end < tail) {
             self.forget();
             self.reserved_end = file.metadata()?.len().max(tail);
             self.file = Some(Arc::clone(file));
@@ -295,29 +298,50 @@ fn allocate(file: &File, from: u64, to: u64) -> std::result::Result<(), Errno> {
     }
 }
 
+impl State {
+    /// Records that `pwrite` wrote the file up to `end` (the batch path, a
+    /// streamed value): a reservation, if one is held, now ends at least
+    /// there, so the writer's idea of the file's length stays right.
+    pub(crate) fn wrote_through_file(&mut self, end: u64) {
+        let State { file, wmap, .. } = self;
+        wmap.wrote_through_file(file, end);
+    }
+}
+
 impl DataStore {
-    /// Writes the entries encoded in `appender` at the tail (`prev_end`):
-    /// through the writable map when it can, else with `pwrite`. On error
-    /// nothing of them is in the file: a reservation that cannot be had
-    /// fails before any byte is stored (and keeps what was reserved before);
-    /// a failed `pwrite` is cut back.
+    /// Writes the entries encoded in `appender` at its start (the tail, or
+    /// after the chunks of the same batch written before it; `prev_end` is
+    /// the tail before the batch): through the writable map when it can,
+    /// else with `pwrite`. On error nothing of the batch is in the file: a
+    /// reservation that cannot be had fails before any byte of this chunk
+    /// is stored (and keeps what was reserved before, unless earlier chunks
+    /// must be cut back); a failed `pwrite` is cut back to `prev_end`.
     pub(crate) fn append_encoded(
         &self,
         state: &mut State,
         appender: &Appender<'_>,
         prev_end: u64,
     ) -> Result<()> {
-        let (from, to) = (state.tail, appender.end());
+        // A chunk of a batch starts after the chunks before it (written,
+        // not yet published), at or above the tail.
+        let (tail, from, to) = (state.tail, appender.start(), appender.end());
         if to - from <= MAX_MAPPED_APPEND {
             // Disjoint fields: no reference count is touched per write.
             let State { file, wmap, .. } = &mut *state;
-            match wmap.prepare(file, from, from, to, self.options.durability) {
+            match wmap.prepare(file, tail, from, to, self.options.durability) {
                 Ok(true) => {
                     appender.copy_into(wmap.slice(from, to));
                     return Ok(());
                 }
                 Ok(false) => {}
-                Err(e) => return Err(io_err(&self.path, "reserving space in", e)),
+                Err(e) => {
+                    let e = io_err(&self.path, "reserving space in", e);
+                    if from > tail {
+                        // Earlier chunks of this batch are in the file.
+                        return Err(self.roll_back(state, prev_end, e));
+                    }
+                    return Err(e);
+                }
             }
         }
         if let Err(e) = appender.write_to(&state.file) {

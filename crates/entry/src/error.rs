@@ -132,6 +132,50 @@ pub enum Error {
     /// A store handle was asked to do something its state does not allow.
     #[error("{0}")]
     InvalidOperation(String),
+    /// A namespace name is empty, too long or holds a control character.
+    #[error("invalid namespace name {name:?}: {reason}")]
+    InvalidNamespace {
+        /// The rejected name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A key inside a namespace is empty, or too long once the namespace
+    /// marker and name are put in front of it.
+    #[error(
+        "invalid key of {len} bytes in namespace {namespace:?}: keys in this namespace must be 1..={max} bytes long"
+    )]
+    InvalidNamespaceKey {
+        /// The namespace.
+        namespace: String,
+        /// Length of the rejected key.
+        len: usize,
+        /// The longest key this namespace can hold.
+        max: usize,
+    },
+    /// A plain key has the reserved form of a namespaced key (a 0xFF byte,
+    /// a length byte and a valid namespace name in front of more bytes), so
+    /// writing it would write into that namespace.
+    #[error(
+        "the plain key {} has the reserved form of a key in namespace {namespace:?}; \
+         write it through store.namespace({namespace:?}) instead, or use a key that does not start with byte 0xFF",
+        crate::display_key(key)
+    )]
+    ReservedKey {
+        /// The rejected key.
+        key: Vec<u8>,
+        /// The namespace whose key it would be.
+        namespace: String,
+    },
+    /// A backup or copy destination holds something that is not an earlier
+    /// copy of this store; it was left unchanged.
+    #[error("{path}: {reason}; it was left unchanged")]
+    DestinationInUse {
+        /// The destination.
+        path: PathBuf,
+        /// What is there.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -157,7 +201,11 @@ impl Error {
             | Error::TypedView { .. }
             | Error::SameStore { .. }
             | Error::NotAFile { .. }
-            | Error::InvalidOperation(_) => K::InvalidInput,
+            | Error::InvalidOperation(_)
+            | Error::InvalidNamespace { .. }
+            | Error::InvalidNamespaceKey { .. }
+            | Error::ReservedKey { .. } => K::InvalidInput,
+            Error::DestinationInUse { .. } => K::AlreadyExists,
             Error::NotAStore { .. }
             | Error::UnsupportedVersion { .. }
             | Error::Corrupt { .. }

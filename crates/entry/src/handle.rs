@@ -5,18 +5,22 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 use crate::format::{TRAILER_LEN, Trailer};
+use crate::lease::{LeaseRef, ScopedLease};
 use crate::mapping::Mapping;
 use crate::stream::EntryStream;
 
 /// A stored value, read in place from the memory map.
 ///
-/// Dereferences to the payload bytes without copying. The handle owns an
-/// `Arc` of the map it points into, so it stays valid and unchanged after the
-/// store appends, re-maps, compacts or is dropped. Cloning is cheap (one
-/// reference-count increment).
+/// Dereferences to the payload bytes without copying. The handle holds a
+/// counted reference to a *lease* on the map it points into (see the
+/// crate docs, "Leases"), so it stays valid and unchanged after the store
+/// appends, re-maps, compacts or is dropped. Making, cloning and dropping
+/// handles on one thread writes no memory that another thread writes: the
+/// lease belongs to that thread and counts without atomic instructions.
+/// Handles may be sent to and dropped on any thread.
 #[derive(Clone)]
 pub struct EntryHandle {
-    map: Arc<Mapping>,
+    lease: LeaseRef,
     trailer: Trailer,
     payload_start: u64,
     end: u64,
@@ -37,7 +41,79 @@ impl EntryHandle {
     /// # Errors
     /// [`Error::Corrupt`] when the bytes before `end` are not a consistent
     /// trailer, or the entry is not within the readable part of the map.
+    #[doc(hidden)]
     pub fn at(map: Arc<Mapping>, end: u64) -> Result<EntryHandle> {
+        EntryHandle::at_in(&map, end)
+    }
+
+    /// [`EntryHandle::at`] without taking an `Arc` of the map: the handle
+    /// counts on the calling thread's lease on `map` (made on the thread's
+    /// first handle into it), which touches no shared cache line.
+    ///
+    /// # Errors
+    /// As [`EntryHandle::at`].
+    #[inline]
+    pub fn at_in(map: &Arc<Mapping>, end: u64) -> Result<EntryHandle> {
+        let (trailer, payload_start) = EntryHandle::decode(map, end)?;
+        Ok(EntryHandle {
+            lease: LeaseRef::for_map(map),
+            trailer,
+            payload_start,
+            end,
+        })
+    }
+
+    /// [`EntryHandle::at`] for an entry of the map `lease` holds, counted
+    /// on that lease.
+    ///
+    /// # Errors
+    /// As [`EntryHandle::at`].
+    #[inline]
+    pub fn at_leased(lease: &ScopedLease, end: u64) -> Result<EntryHandle> {
+        let (trailer, payload_start) = EntryHandle::decode(lease.map(), end)?;
+        Ok(EntryHandle {
+            lease: lease.reference(),
+            trailer,
+            payload_start,
+            end,
+        })
+    }
+
+    /// A handle that counts on a reference count of its own (one shared
+    /// atomic counter, like an `Arc`), tied to no thread's lease: for a
+    /// handle that will be cloned and dropped mostly on other threads.
+    ///
+    /// # Errors
+    /// As [`EntryHandle::at`].
+    pub fn at_unowned(map: &Arc<Mapping>, end: u64) -> Result<EntryHandle> {
+        let (trailer, payload_start) = EntryHandle::decode(map, end)?;
+        Ok(EntryHandle {
+            lease: LeaseRef::unowned(map),
+            trailer,
+            payload_start,
+            end,
+        })
+    }
+
+    /// A handle for an entry already decoded by [`EntryHandle::decode`].
+    #[inline]
+    pub(crate) fn from_parts(
+        map: &Arc<Mapping>,
+        trailer: Trailer,
+        payload_start: u64,
+        end: u64,
+    ) -> EntryHandle {
+        EntryHandle {
+            lease: LeaseRef::for_map(map),
+            trailer,
+            payload_start,
+            end,
+        }
+    }
+
+    /// The trailer and payload start of the entry ending at `end` in `map`.
+    #[inline]
+    pub(crate) fn decode(map: &Mapping, end: u64) -> Result<(Trailer, u64)> {
         let corrupt = |reason: &str| Error::Corrupt {
             offset: end.saturating_sub(TRAILER_LEN),
             reason: reason.to_owned(),
@@ -54,29 +130,27 @@ impl EntryHandle {
         let layout = trailer
             .layout(end)
             .ok_or_else(|| corrupt("trailer does not match its position"))?;
-        Ok(EntryHandle {
-            map,
-            trailer,
-            payload_start: layout.payload_start,
-            end,
-        })
+        Ok((trailer, layout.payload_start))
     }
 
+    #[inline]
     fn part(&self, start: u64, len: u64) -> &[u8] {
         // SAFETY: `at` checked that the whole entry (`..self.end`) is readable,
         // and the readable mark never goes down; `start..start + len` lies
         // within the entry by the trailer layout checked in `at`.
-        unsafe { self.map.bytes_unchecked(start, len) }
+        unsafe { self.lease.map().bytes_unchecked(start, len) }
     }
 
     /// The payload bytes (same as dereferencing).
     #[must_use]
+    #[inline]
     pub fn as_slice(&self) -> &[u8] {
         self.part(self.payload_start, self.trailer.payload_len)
     }
 
     /// The key this value is stored under.
     #[must_use]
+    #[inline]
     pub fn key(&self) -> &[u8] {
         self.part(self.key_start(), u64::from(self.trailer.key_len))
     }
@@ -116,15 +190,17 @@ impl EntryHandle {
     }
 
     /// The decoded trailer of this entry.
+    #[doc(hidden)]
     #[must_use]
     pub fn trailer(&self) -> &Trailer {
         &self.trailer
     }
 
     /// The map this handle reads from.
+    #[doc(hidden)]
     #[must_use]
     pub fn mapping(&self) -> &Arc<Mapping> {
-        &self.map
+        self.lease.map()
     }
 
     /// Views the payload as a slice of `T` without copying.
@@ -136,15 +212,7 @@ impl EntryHandle {
     /// [`Error::TypedView`] when the length is not a multiple of `size_of::<T>()`
     /// (or `T` needs more than 64-byte alignment).
     pub fn as_typed<T: bytemuck::Pod>(&self) -> Result<&[T]> {
-        if self.is_empty() {
-            return Ok(&[]);
-        }
-        bytemuck::try_cast_slice(self.as_slice()).map_err(|_| Error::TypedView {
-            len: self.len(),
-            type_name: std::any::type_name::<T>(),
-            size: size_of::<T>(),
-            align: align_of::<T>(),
-        })
+        typed(self.as_slice())
     }
 
     /// A `Read + BufRead + Seek` stream over the payload that copies nothing
@@ -165,7 +233,7 @@ impl EntryHandle {
     pub fn checksum_error(&self) -> Option<Error> {
         let got = self
             .trailer
-            .compute_crc(self.map.store_id(), self.as_slice(), self.key());
+            .compute_crc(self.mapping().store_id(), self.as_slice(), self.key());
         if got == self.trailer.crc {
             None
         } else {
@@ -181,12 +249,14 @@ impl EntryHandle {
 impl Deref for EntryHandle {
     type Target = [u8];
 
+    #[inline]
     fn deref(&self) -> &[u8] {
         self.as_slice()
     }
 }
 
 impl AsRef<[u8]> for EntryHandle {
+    #[inline]
     fn as_ref(&self) -> &[u8] {
         self.as_slice()
     }
@@ -212,4 +282,17 @@ impl PartialEq<&[u8]> for EntryHandle {
     fn eq(&self, other: &&[u8]) -> bool {
         self.as_slice() == *other
     }
+}
+
+/// `bytes` as a slice of `T`; see [`EntryHandle::as_typed`].
+pub(crate) fn typed<T: bytemuck::Pod>(bytes: &[u8]) -> Result<&[T]> {
+    if bytes.is_empty() {
+        return Ok(&[]);
+    }
+    bytemuck::try_cast_slice(bytes).map_err(|_| Error::TypedView {
+        len: bytes.len(),
+        type_name: std::any::type_name::<T>(),
+        size: size_of::<T>(),
+        align: align_of::<T>(),
+    })
 }

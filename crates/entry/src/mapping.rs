@@ -1,6 +1,7 @@
 //! The shared memory map of a store file.
 //!
-//! All of mmblob's `unsafe` lives here. A [`Mapping`] reserves address space
+//! The `unsafe` of reading the map lives here (the handles' reference
+//! counting is in `lease.rs`). A [`Mapping`] reserves address space
 //! for more than the file holds (so the writer need not re-map on every
 //! append) and tracks how many bytes at the start of the file are *readable*:
 //! written, committed, and never to be changed or truncated while the mapping
@@ -17,7 +18,7 @@
 use std::fs::File;
 use std::io;
 use std::ops::Range;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use memmap2::{Mmap, MmapOptions};
 
@@ -27,6 +28,8 @@ pub struct Mapping {
     capacity: u64,
     store_id: u64,
     readable: AtomicU64,
+    /// Set when the store stopped reading through this map (see [`Mapping::retire`]).
+    retired: AtomicBool,
 }
 
 impl std::fmt::Debug for Mapping {
@@ -74,6 +77,7 @@ impl Mapping {
             capacity,
             store_id,
             readable: AtomicU64::new(readable),
+            retired: AtomicBool::new(false),
         })
     }
 
@@ -91,8 +95,24 @@ impl Mapping {
 
     /// Length of the prefix of the file that may be read through this map.
     #[must_use]
+    #[inline]
     pub fn readable_len(&self) -> u64 {
         self.readable.load(Ordering::Acquire)
+    }
+
+    /// Marks the map as no longer read through by its store (the store
+    /// re-mapped the file, compacted it or was dropped). Handles into it stay
+    /// valid; threads let go of their cached leases on it (see
+    /// [`release_thread_leases`](crate::release_thread_leases)) the next time
+    /// they read, so it is unmapped as soon as its last handle is gone.
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Release);
+    }
+
+    /// True once [`Mapping::retire`] was called.
+    #[must_use]
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Acquire)
     }
 
     /// Raises the readable mark to `len` (never lowers it).
@@ -107,6 +127,7 @@ impl Mapping {
 
     /// The bytes in `range`, or `None` if any of them is not readable.
     #[must_use]
+    #[inline]
     pub fn bytes(&self, range: Range<u64>) -> Option<&[u8]> {
         if range.start > range.end || range.end > self.readable_len() {
             return None;
@@ -127,6 +148,7 @@ impl Mapping {
     ///
     /// # Safety
     /// `start + len` must not exceed a value that `readable_len` has returned.
+    #[inline]
     pub(crate) unsafe fn bytes_unchecked(&self, start: u64, len: u64) -> &[u8] {
         debug_assert!(start + len <= self.readable_len());
         match &self.map {

@@ -6,9 +6,11 @@ use std::time::Instant;
 use mmblob::StoreStats;
 use serde::Serialize;
 
+use crate::cli::args::CompactArgs;
 use crate::cli::error::{CliError, CliResult};
+use crate::cli::interrupt::{self, Kind};
 use crate::cli::output::{self, Out, Table};
-use crate::cli::{progress, store};
+use crate::cli::{own_files, progress, store};
 
 /// `mmblob --json compact`.
 #[derive(Debug, Serialize)]
@@ -17,6 +19,9 @@ struct CompactJson {
     after: Sizes,
     entries_kept: u64,
     entries_dropped: u64,
+    /// Whether the store was synced before reporting (not with `--no-sync`;
+    /// compaction itself always syncs the new file before it replaces the old).
+    synced: bool,
     seconds: f64,
 }
 
@@ -40,20 +45,29 @@ impl From<StoreStats> for Sizes {
     }
 }
 
-/// Runs `compact`.
-pub fn run(store_path: &Path, json: bool) -> CliResult {
+/// Runs `compact`. Ctrl-C stops it at once and removes the half-written
+/// new file; until the final rename the store file is not touched.
+pub fn run(store_path: &Path, args: &CompactArgs, json: bool) -> CliResult {
     let db = store::open_writable(store_path, false)?;
     let before = db.stats();
     let started = Instant::now();
+    let temp = store_path
+        .canonicalize()
+        .map(|real| own_files::compaction_temp(&real))
+        .map_err(|e| CliError::io("cannot resolve", store_path, &e))?;
+    let interrupted = interrupt::remove_on_interrupt(&temp, Kind::File);
     let bar = progress::bytes(before.live_bytes, "compact");
     let stats = db.compact_with_progress(|n| bar.inc(n));
     bar.finish_and_clear();
+    drop(interrupted);
     let stats = stats.map_err(|e| CliError::store(store_path, e))?;
+    store::sync(&db, store_path, args.sync.no_sync)?;
     let report = CompactJson {
         before: before.into(),
         after: db.stats().into(),
         entries_kept: stats.entries_kept,
         entries_dropped: stats.entries_dropped,
+        synced: !args.sync.no_sync,
         seconds: started.elapsed().as_secs_f64(),
     };
     let mut out = Out::new();

@@ -2,28 +2,58 @@
 
 use std::collections::BTreeSet;
 use std::ffi::OsStr;
-use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
-use mmblob::{DataStore, EntryHandle};
+use mmblob::EntryHandle;
 use rayon::prelude::*;
+use serde::Serialize;
 
 use crate::cli::args::ExportArgs;
 use crate::cli::error::{CliError, CliResult, Exit};
-use crate::cli::{output, progress, store};
+use crate::cli::output::{self, Out};
+use crate::cli::own_files::OwnFiles;
+use crate::cli::{atomic, progress, store};
+
+/// `mmblob --json export`.
+#[derive(Debug, Serialize)]
+struct ExportJson {
+    /// The directory written into.
+    dir: String,
+    /// Files written.
+    exported: u64,
+    /// Bytes written.
+    bytes: u64,
+    /// Keys left out, each with the reason.
+    skipped: Vec<Skipped>,
+    seconds: f64,
+}
+
+/// A key export left out.
+#[derive(Debug, Serialize)]
+struct Skipped {
+    /// The key as `ls` shows it.
+    key: String,
+    /// `unsafe_path`, `store_file` or `damaged`.
+    reason: &'static str,
+    /// In words.
+    detail: String,
+}
 
 /// Runs `export`. Keys that are not safe relative paths (absolute, with
-/// `..`, `.` or empty components) are refused and values that fail their
-/// checksum are skipped: both are listed, everything else is exported, and
-/// the command fails at the end.
-pub fn run(store_path: &Path, args: &ExportArgs) -> CliResult {
+/// `..`, `.` or empty components) or whose file would be the store itself
+/// or its index sidecar are refused, and values that fail their checksum
+/// are skipped: all are listed, everything else is exported, and the
+/// command fails at the end. Each file is written through a temporary file
+/// renamed into place.
+pub fn run(store_path: &Path, args: &ExportArgs, json: bool) -> CliResult {
     let started = Instant::now();
     let db = store::open_read_only(store_path)?;
-    let plan = Plan::new(&db, args);
+    let space = crate::cli::space::Space::new(&db, args.keys.ns.as_deref())?;
+    let plan = Plan::new(&space, args, &OwnFiles::of(store_path));
     create_dirs(&args.dir, &plan.files)?;
     let total: u64 = plan.files.iter().map(|(_, e)| e.len() as u64).sum();
     let bar = progress::bytes(total, "export");
@@ -33,14 +63,30 @@ pub fn run(store_path: &Path, args: &ExportArgs) -> CliResult {
         .try_for_each(|(path, entry)| write_file(path, entry, &bar));
     bar.finish_and_clear();
     written?;
-    eprintln!(
-        "exported {} files ({}) to {} in {} ({})",
-        output::count(plan.files.len() as u64),
-        output::bytes(total),
-        args.dir.display(),
-        output::duration(started.elapsed()),
-        output::byte_rate(total, started.elapsed())
-    );
+    if json {
+        let mut out = Out::new();
+        out.json(&ExportJson {
+            dir: args.dir.display().to_string(),
+            exported: plan.files.len() as u64,
+            bytes: total,
+            skipped: plan.skipped(),
+            seconds: started.elapsed().as_secs_f64(),
+        })?;
+        out.flush()?;
+    } else {
+        eprintln!(
+            "exported {} files ({}) to {} in {} ({}){}",
+            output::count(plan.files.len() as u64),
+            output::bytes(total),
+            args.dir.display(),
+            output::duration(started.elapsed()),
+            output::byte_rate(total, started.elapsed()),
+            match plan.skipped().len() {
+                0 => String::new(),
+                n => format!("; skipped {n} key(s), listed below"),
+            }
+        );
+    }
     plan.report_left_out()
 }
 
@@ -50,6 +96,8 @@ struct Plan {
     files: Vec<(PathBuf, EntryHandle)>,
     /// Entries whose key is not a safe relative path.
     refused: Vec<EntryHandle>,
+    /// Entries whose file would be one of the store's own files, and which.
+    own: Vec<(EntryHandle, PathBuf, &'static str)>,
     /// Entries whose value fails its checksum.
     damaged: Vec<EntryHandle>,
 }
@@ -57,13 +105,23 @@ struct Plan {
 impl Plan {
     /// Sorts the entries under `--prefix` into files, refused and damaged
     /// (checksums are checked in parallel).
-    fn new(db: &DataStore, args: &ExportArgs) -> Self {
-        let prefix = args.prefix.as_deref().map_or(&[][..], OsStr::as_bytes);
+    fn new(space: &crate::cli::space::Space<'_>, args: &ExportArgs, own_files: &OwnFiles) -> Self {
+        let prefix = args
+            .prefix
+            .as_deref()
+            .map_or_else(Vec::new, |p| store::key_arg(p, args.keys.raw_keys));
         let mut refused = Vec::new();
+        let mut own = Vec::new();
         let mut safe = Vec::new();
-        for entry in db.iter_entries().filter(|e| e.key().starts_with(prefix)) {
-            match relative_path(entry.key()) {
-                Some(path) => safe.push((args.dir.join(path), entry)),
+        for entry in space.entries_with_prefix(&prefix) {
+            match relative_path(space.key_of(entry.key())) {
+                Some(path) => {
+                    let path = args.dir.join(path);
+                    match own_files.which_path(&path) {
+                        Some(what) => own.push((entry, path, what)),
+                        None => safe.push((path, entry)),
+                    }
+                }
                 None => refused.push(entry),
             }
         }
@@ -73,23 +131,43 @@ impl Plan {
         Plan {
             files,
             refused,
+            own,
             damaged: damaged.into_iter().map(|(_, entry)| entry).collect(),
         }
     }
 
+    /// Every key left out, with the reason.
+    fn skipped(&self) -> Vec<Skipped> {
+        let refused = self.refused.iter().map(|e| Skipped {
+            key: output::key(e.key()),
+            reason: "unsafe_path",
+            detail: "not a safe relative path".into(),
+        });
+        let own = self.own.iter().map(|(e, path, what)| Skipped {
+            key: output::key(e.key()),
+            reason: "store_file",
+            detail: format!(
+                "its file {} is {what}, which export never writes over",
+                path.display()
+            ),
+        });
+        let damaged = self.damaged.iter().map(|e| Skipped {
+            key: output::key(e.key()),
+            reason: "damaged",
+            detail: "its value fails its checksum".into(),
+        });
+        refused.chain(own).chain(damaged).collect()
+    }
+
     /// Lists the entries left out; fails when there are any (damage first).
     fn report_left_out(&self) -> CliResult {
-        for entry in &self.refused {
-            eprintln!(
-                "refused key {}: not a safe relative path",
-                output::key(entry.key())
-            );
-        }
-        for entry in &self.damaged {
-            eprintln!(
-                "skipped key {}: its value fails its checksum",
-                output::key(entry.key())
-            );
+        for skipped in self.skipped() {
+            let verb = if skipped.reason == "damaged" {
+                "skipped"
+            } else {
+                "refused"
+            };
+            eprintln!("{verb} key {}: {}", skipped.key, skipped.detail);
         }
         if !self.damaged.is_empty() {
             return Err(CliError::new(
@@ -101,14 +179,29 @@ impl Plan {
                 ),
             ));
         }
-        match self.refused.len() {
-            0 => Ok(()),
-            n => Err(CliError::new(
+        let mut reasons = Vec::new();
+        if !self.refused.is_empty() {
+            reasons.push(format!(
+                "{} that could write outside the export directory (absolute paths, `..`, `.` \
+                 or empty components)",
+                self.refused.len()
+            ));
+        }
+        if !self.own.is_empty() {
+            reasons.push(format!(
+                "{} whose file would be the store itself or its index sidecar (export into \
+                 another directory)",
+                self.own.len()
+            ));
+        }
+        match reasons.is_empty() {
+            true => Ok(()),
+            false => Err(CliError::new(
                 Exit::Failure,
                 format!(
-                    "refused {n} key(s) that could write outside the export directory \
-                     (absolute paths, `..`, `.` or empty components); fetch them with \
-                     `mmblob get KEY -o FILE`"
+                    "refused {} key(s): {}; fetch them with `mmblob get KEY -o FILE`",
+                    self.refused.len() + self.own.len(),
+                    reasons.join("; ")
                 ),
             )),
         }
@@ -164,22 +257,25 @@ fn not_a_directory(path: &Path) -> CliError {
 }
 
 /// Writes one value to `path`, streamed from the map, never through a symlink.
+/// Replaces only regular files: not a directory, a FIFO (which would block)
+/// or a device.
 fn write_file(path: &Path, entry: &EntryHandle, bar: &ProgressBar) -> CliResult {
-    if fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
-        return Err(CliError::new(
+    let refuse = |what: &str| {
+        Err(CliError::new(
             Exit::Failure,
             format!(
-                "refusing to write through the symlink {}; remove it or export into an empty directory",
+                "refusing to write through {what} {}; remove it or export into an empty directory",
                 path.display()
             ),
-        ));
-    }
-    let write = || -> std::io::Result<()> {
-        let mut file = BufWriter::new(File::create(path)?);
-        super::get::copy_value(entry, &mut file, bar)?;
-        file.flush()
+        ))
     };
-    write().map_err(|e| CliError::io("cannot write", path, &e))
+    match fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_symlink() => return refuse("the symlink"),
+        Ok(meta) if !meta.is_file() => return refuse("the non-regular file"),
+        _ => {}
+    }
+    atomic::write_file(path, |out| super::get::copy_value(entry, out, bar))
+        .map_err(|e| CliError::io("cannot write", path, &e))
 }
 
 #[cfg(test)]

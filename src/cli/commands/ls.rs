@@ -1,13 +1,13 @@
 //! `mmblob ls [--prefix P] [--long]`: list keys.
 
-use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 
 use serde::Serialize;
 
 use crate::cli::args::LsArgs;
-use crate::cli::error::CliResult;
+use crate::cli::error::{CliError, CliResult};
 use crate::cli::output::{self, Out};
+use crate::cli::space::Space;
 use crate::cli::store;
 
 /// One listed entry.
@@ -27,26 +27,40 @@ struct Listed {
 /// Runs `ls`.
 pub fn run(store_path: &Path, args: &LsArgs, json: bool) -> CliResult {
     let db = store::open_read_only(store_path)?;
-    let prefix = args.prefix.as_deref().map_or(&[][..], |p| p.as_bytes());
-    let mut entries: Vec<_> = db
-        .iter_entries()
-        .filter(|e| e.key().starts_with(prefix))
-        .collect();
-    entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     let mut out = Out::new();
+    if args.namespaces {
+        let names = db
+            .namespaces()
+            .map_err(|e| CliError::store(store_path, e))?;
+        if json {
+            out.json(&names)?;
+        } else {
+            for name in &names {
+                out.line(name)?;
+            }
+        }
+        return out.flush();
+    }
+    let space = Space::new(&db, args.keys.ns.as_deref())?;
+    let prefix = args
+        .prefix
+        .as_deref()
+        .map_or_else(Vec::new, |p| store::key_arg(p, args.keys.raw_keys));
+    let mut entries: Vec<_> = space.entries_with_prefix(&prefix).collect();
+    entries.sort_unstable_by(|a, b| a.key().cmp(b.key()));
     if json {
-        let listed: Vec<Listed> = entries.iter().map(listed).collect();
+        let listed: Vec<Listed> = entries.iter().map(|e| listed(&space, e)).collect();
         out.json(&listed)?;
     } else {
         for entry in &entries {
-            out.line(human_line(entry, args.long))?;
+            out.line(human_line(&space, entry, args.long))?;
         }
     }
     out.flush()
 }
 
-fn listed(entry: &mmblob::EntryHandle) -> Listed {
-    let key = entry.key();
+fn listed(space: &Space<'_>, entry: &mmblob::EntryHandle) -> Listed {
+    let key = space.key_of(entry.key());
     let text = std::str::from_utf8(key).ok();
     Listed {
         key: String::from_utf8_lossy(key).into_owned(),
@@ -56,8 +70,8 @@ fn listed(entry: &mmblob::EntryHandle) -> Listed {
     }
 }
 
-fn human_line(entry: &mmblob::EntryHandle, long: bool) -> String {
-    let key = output::key(entry.key());
+fn human_line(space: &Space<'_>, entry: &mmblob::EntryHandle, long: bool) -> String {
+    let key = output::key(space.key_of(entry.key()));
     if !long {
         return key;
     }

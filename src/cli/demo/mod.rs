@@ -11,7 +11,6 @@ mod report;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use mmblob::DataStore;
@@ -20,6 +19,7 @@ use tempfile::TempDir;
 
 use crate::cli::args::DemoArgs;
 use crate::cli::error::{CliError, CliResult, Exit};
+use crate::cli::interrupt::{self, Kind, Registered};
 use crate::cli::output::{self, Out};
 use crate::cli::{progress, store};
 use data::{GeneratedValue, Rng};
@@ -34,25 +34,19 @@ const LARGE_KEY: &[u8] = b"demo/large";
 /// Seed of the large value's generator.
 const LARGE_SEED: u64 = 0x6d6d_626c_6f62;
 
-/// Set by the Ctrl-C handler before it removes the temporary store.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+/// Bytes of store file per small entry, measured: payload (16 to 128
+/// bytes, on a 64-byte boundary), key and trailer, 10,000 to a batch.
+const FILE_BYTES_PER_ENTRY: u64 = 192;
+/// Bytes of index sidecar per entry, with room to spare.
+const SIDECAR_BYTES_PER_ENTRY: u64 = 48;
+/// Free space kept in hand beyond the estimate.
+const SPARE_BYTES: u64 = 64 << 20;
 
-/// Runs `demo`.
+/// Runs `demo`. Ctrl-C removes the temporary store (the handler in
+/// [`interrupt`] exits with status 130).
 pub fn run(store_path: Option<&Path>, args: &DemoArgs, json: bool) -> CliResult {
-    let result = run_demo(store_path, args, json);
-    if result.is_err() && INTERRUPTED.load(Ordering::SeqCst) {
-        // The Ctrl-C handler is removing the store under our feet and will
-        // exit with status 130: errors caused by that are not worth a word.
-        loop {
-            std::thread::park();
-        }
-    }
-    result
-}
-
-fn run_demo(store_path: Option<&Path>, args: &DemoArgs, json: bool) -> CliResult {
     let started = Instant::now();
-    let (path, temp) = demo_path(store_path)?;
+    let (path, temp) = demo_path(store_path, needed_bytes(args))?;
     eprintln!(
         "mmblob demo: {} small entries and a {} value in {}",
         output::count(args.entries),
@@ -77,9 +71,48 @@ fn run_demo(store_path: Option<&Path>, args: &DemoArgs, json: bool) -> CliResult
     out.flush()
 }
 
+/// Free space the demo needs at its peak, during compaction: the store
+/// with its churn, the compacted copy beside it, and the index sidecar.
+fn needed_bytes(args: &DemoArgs) -> u64 {
+    let small = args.entries.saturating_mul(FILE_BYTES_PER_ENTRY);
+    let large = args.size_mb << 20;
+    // Churn overwrites a tenth of the small entries and deletes another.
+    let before = small + small / 5 + large;
+    let after = small + large;
+    let sidecar = args.entries.saturating_mul(SIDECAR_BYTES_PER_ENTRY);
+    before + after + sidecar + SPARE_BYTES
+}
+
+/// Fails with a message saying how much the demo needs when the file
+/// system holding `dir` has less free space than `needed`.
+fn check_free_space(dir: &Path, needed: u64) -> CliResult {
+    let Ok(stats) = rustix::fs::statvfs(dir) else {
+        return Ok(()); // cannot tell: go ahead, a full disk is reported anyway
+    };
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if free >= needed {
+        return Ok(());
+    }
+    Err(CliError::new(
+        Exit::Failure,
+        format!(
+            "the demo needs about {} of free space in {} and there is {}; nothing was \
+             written. Make it smaller (--entries, --size-mb), or run it elsewhere with \
+             --store PATH or TMPDIR=DIR",
+            output::bytes(needed),
+            dir.display(),
+            output::bytes(free)
+        ),
+    ))
+}
+
 /// The store path: `--store` if it is new or empty, else a fresh temporary
-/// directory (returned so it lives until the demo ends).
-fn demo_path(store_path: Option<&Path>) -> CliResult<(PathBuf, Option<TempDir>)> {
+/// directory (returned with its Ctrl-C registration, so both live until the
+/// demo ends). Checks first that there is room for `needed` bytes.
+fn demo_path(
+    store_path: Option<&Path>,
+    needed: u64,
+) -> CliResult<(PathBuf, Option<(TempDir, Registered)>)> {
     if let Some(path) = store_path {
         if fs::metadata(path).is_ok_and(|m| m.len() > 0) {
             return Err(CliError::new(
@@ -91,8 +124,14 @@ fn demo_path(store_path: Option<&Path>) -> CliResult<(PathBuf, Option<TempDir>)>
                 ),
             ));
         }
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        check_free_space(dir, needed)?;
         return Ok((path.to_path_buf(), None));
     }
+    check_free_space(&std::env::temp_dir(), needed)?;
     let temp = tempfile::Builder::new()
         .prefix("mmblob-demo-")
         .tempdir()
@@ -103,21 +142,9 @@ fn demo_path(store_path: Option<&Path>) -> CliResult<(PathBuf, Option<TempDir>)>
                 &e,
             )
         })?;
-    remove_on_interrupt(temp.path());
-    Ok((temp.path().join("demo.mmblob"), Some(temp)))
-}
-
-/// Removes the temporary `dir` (a GiB or more) when the user presses Ctrl-C,
-/// then exits with the status a shell gives an interrupted command.
-fn remove_on_interrupt(dir: &Path) {
-    let dir = dir.to_path_buf();
-    // Fails only when a handler is already installed; the demo installs one.
-    let _ = ctrlc::set_handler(move || {
-        INTERRUPTED.store(true, Ordering::SeqCst);
-        let _ = fs::remove_dir_all(&dir);
-        eprintln!("\ninterrupted; removed {}", dir.display());
-        std::process::exit(130);
-    });
+    // The temporary directory holds a GiB or more: Ctrl-C removes it.
+    let registered = interrupt::remove_on_interrupt(temp.path(), Kind::Dir);
+    Ok((temp.path().join("demo.mmblob"), Some((temp, registered))))
 }
 
 /// The demo's store and what it has measured so far.

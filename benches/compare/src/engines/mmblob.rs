@@ -9,14 +9,18 @@ use mmblob::{DataStore, Durability, OpenOptions};
 use super::{Engine, Mode, Reader, Scan};
 use crate::data::{drain, touch};
 
-/// An mmblob store in `<dir>/store.mmblob`.
+/// An mmblob store in `<dir>/store.mmblob`, read through borrowed slices
+/// (`reader().get`, `for_each_entry`, `par_fold_entries`) or, as
+/// `mmblob-h`, through handles (`read`, `iter_entries`, `par_iter_entries`).
 pub struct Mmblob {
     store: DataStore,
+    handles: bool,
 }
 
 impl Mmblob {
-    /// Opens with `Durability::Flush` (the default) or `Durability::Sync`.
-    pub fn open(dir: &Path, mode: Mode) -> Result<Mmblob> {
+    /// Opens with `Durability::Flush` (the default) or `Durability::Sync`;
+    /// reads go through handles if `handles`.
+    pub fn open(dir: &Path, mode: Mode, handles: bool) -> Result<Mmblob> {
         let path = dir.join("store.mmblob");
         let store = match mode {
             Mode::Flush => DataStore::open(&path)?,
@@ -24,7 +28,7 @@ impl Mmblob {
                 .durability(Durability::Sync)
                 .open(&path)?,
         };
-        Ok(Mmblob { store })
+        Ok(Mmblob { store, handles })
     }
 }
 
@@ -40,6 +44,9 @@ impl Engine for Mmblob {
     }
 
     fn reader(&self) -> Result<Box<dyn Reader + '_>> {
+        if self.handles {
+            return Ok(Box::new(HandleReader { store: &self.store }));
+        }
         Ok(Box::new(MmblobReader {
             store: &self.store,
             session: self.store.reader(),
@@ -49,6 +56,13 @@ impl Engine for Mmblob {
     /// The borrowing scan: key and value slices lent from the map, no
     /// handle (and no reference count) per entry.
     fn scan(&self) -> Result<Scan> {
+        if self.handles {
+            let mut total = Scan::default();
+            for entry in self.store.iter_entries() {
+                total = total.merge(Scan::one(&entry));
+            }
+            return Ok(total);
+        }
         let mut total = Scan::default();
         self.store
             .for_each_entry(|_, value| total = total.merge(Scan::one(value)));
@@ -56,6 +70,15 @@ impl Engine for Mmblob {
     }
 
     fn par_scan(&self) -> Result<Option<Scan>> {
+        if self.handles {
+            use rayon::prelude::*;
+            let total = self
+                .store
+                .par_iter_entries()
+                .map(|entry| Scan::one(&entry))
+                .reduce(Scan::default, Scan::merge);
+            return Ok(Some(total));
+        }
         let total = self.store.par_fold_entries(
             Scan::default,
             |acc, _, value| acc.merge(Scan::one(value)),
@@ -96,6 +119,25 @@ impl Reader for MmblobReader<'_> {
     /// read transaction the same way).
     fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
         Ok(touch(self.session.get(key)?.context("key missing")?))
+    }
+
+    fn get_many(&mut self, _indexes: &[usize], keys: &[&[u8]]) -> Result<u64> {
+        let mut acc = 0u64;
+        for handle in self.store.batch_read(keys)? {
+            acc = acc.wrapping_add(touch(&handle.context("key missing")?));
+        }
+        Ok(acc)
+    }
+}
+
+/// Reads through handles: `read` per key, `batch_read` per batch.
+struct HandleReader<'a> {
+    store: &'a DataStore,
+}
+
+impl Reader for HandleReader<'_> {
+    fn get(&mut self, _index: usize, key: &[u8]) -> Result<u64> {
+        Ok(touch(&self.store.read(key)?.context("key missing")?))
     }
 
     fn get_many(&mut self, _indexes: &[usize], keys: &[&[u8]]) -> Result<u64> {

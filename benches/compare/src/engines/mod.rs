@@ -5,40 +5,79 @@ use std::path::Path;
 
 use anyhow::{Result, bail};
 
+mod files;
 mod heed;
 mod mmblob;
 mod raw;
 mod redb;
 mod simd_r_drive;
+mod sqlite;
 
 /// The engines under comparison.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Kind {
     Mmblob,
+    /// mmblob read through handles (`read`, `iter_entries`, `par_iter_entries`).
+    MmblobHandles,
     SimdRDrive,
     Heed,
     Redb,
     Raw,
+    /// SQLite BLOBs under an integer key (`INTEGER PRIMARY KEY`), WAL.
+    SqliteInt,
+    /// The same with `PRAGMA mmap_size` covering the database.
+    SqliteIntMmap,
+    /// SQLite BLOBs under a text key (`TEXT PRIMARY KEY`), WAL.
+    SqliteText,
+    /// The same with `PRAGMA mmap_size` covering the database.
+    SqliteTextMmap,
+    /// One file per value in a directory.
+    Files,
 }
 
 impl Kind {
     /// Every engine, in the column order of the report.
-    pub const ALL: [Kind; 5] = [
+    pub const ALL: [Kind; 11] = [
         Kind::Mmblob,
+        Kind::MmblobHandles,
         Kind::SimdRDrive,
         Kind::Heed,
         Kind::Redb,
         Kind::Raw,
+        Kind::SqliteInt,
+        Kind::SqliteIntMmap,
+        Kind::SqliteText,
+        Kind::SqliteTextMmap,
+        Kind::Files,
     ];
+
+    /// True for the engines that only run the whole-value workload
+    /// (`get10k`): the alternatives people pick instead of a blob store.
+    pub fn whole_values_only(self) -> bool {
+        matches!(
+            self,
+            Kind::SqliteInt
+                | Kind::SqliteIntMmap
+                | Kind::SqliteText
+                | Kind::SqliteTextMmap
+                | Kind::Files
+        )
+    }
 
     /// The name used on the command line and in reports.
     pub fn name(self) -> &'static str {
         match self {
             Kind::Mmblob => "mmblob",
+            Kind::MmblobHandles => "mmblob-h",
             Kind::SimdRDrive => "simd-r-drive",
             Kind::Heed => "heed",
             Kind::Redb => "redb",
             Kind::Raw => "raw",
+            Kind::SqliteInt => "sqlite-int",
+            Kind::SqliteIntMmap => "sqlite-int-mmap",
+            Kind::SqliteText => "sqlite-text",
+            Kind::SqliteTextMmap => "sqlite-text-mmap",
+            Kind::Files => "files",
         }
     }
 
@@ -129,18 +168,36 @@ pub trait Reader {
 /// Opens (creating if needed) the store of `kind` inside directory `dir`.
 pub fn open(kind: Kind, dir: &Path, mode: Mode) -> Result<Box<dyn Engine>> {
     Ok(match kind {
-        Kind::Mmblob => Box::new(mmblob::Mmblob::open(dir, mode)?),
+        Kind::Mmblob => Box::new(mmblob::Mmblob::open(dir, mode, false)?),
+        Kind::MmblobHandles => Box::new(mmblob::Mmblob::open(dir, mode, true)?),
         Kind::SimdRDrive => Box::new(simd_r_drive::SimdRDrive::open(dir)?),
         Kind::Heed => Box::new(heed::Heed::open(dir, mode)?),
         Kind::Redb => Box::new(redb::Redb::open(dir, mode)?),
         Kind::Raw => Box::new(raw::Raw::open(dir, mode)?),
+        Kind::SqliteInt => Box::new(sqlite::Sqlite::open(dir, mode, false, false)?),
+        Kind::SqliteIntMmap => Box::new(sqlite::Sqlite::open(dir, mode, false, true)?),
+        Kind::SqliteText => Box::new(sqlite::Sqlite::open(dir, mode, true, false)?),
+        Kind::SqliteTextMmap => Box::new(sqlite::Sqlite::open(dir, mode, true, true)?),
+        Kind::Files => Box::new(files::Files::open(dir, mode)?),
     })
 }
 
 /// How `kind` in `mode` differs from what the workload asks for, if it does.
 pub fn note(kind: Kind, mode: Mode) -> Option<&'static str> {
     match (kind, mode) {
-        (Kind::Mmblob | Kind::Raw, _) | (Kind::SimdRDrive, Mode::Flush) => None,
+        (Kind::Mmblob | Kind::MmblobHandles | Kind::Raw, _) | (Kind::SimdRDrive, Mode::Flush) => {
+            None
+        }
+        (
+            Kind::SqliteInt | Kind::SqliteIntMmap | Kind::SqliteText | Kind::SqliteTextMmap,
+            Mode::Flush,
+        ) => Some("WAL, synchronous=OFF: each commit writes to the OS without fsync"),
+        (
+            Kind::SqliteInt | Kind::SqliteIntMmap | Kind::SqliteText | Kind::SqliteTextMmap,
+            Mode::Sync,
+        ) => Some("WAL, synchronous=FULL"),
+        (Kind::Files, Mode::Flush) => Some("one write per file, no fsync"),
+        (Kind::Files, Mode::Sync) => Some("write and fsync per file"),
         (Kind::SimdRDrive, Mode::Sync) => {
             Some("no fsync call exists: each write is only flushed to the OS, so it is not durable")
         }
