@@ -133,5 +133,6 @@ MMBLOB_GARAGE_NODE3_START=$(cat "$work/n3/start")
 cargo test --release --test remote -- --ignored --test-threads=1 "$@"
 
 if [ -n "${MMBLOB_REMOTE_BENCH:-}" ]; then
-    cargo run --release -p mmblob-remote --example remote_bench -- ${MMBLOB_REMOTE_BENCH}
+    MMBLOB_BENCH_URL="s3://mmblob-test/bench" \
+        cargo run --release -p mmblob-remote --example remote_bench -- ${MMBLOB_REMOTE_BENCH}
 fi

@@ -109,6 +109,8 @@ fn main() {
     let (mut put, mut push, mut get, mut pulls) = (vec![], vec![], vec![], vec![]);
     let (mut inc_push, mut inc_put) = (vec![], vec![]);
     for run in 0..runs {
+        // Each run adds 1 MiB (the incremental push below).
+        let len = store.file_size().unwrap();
         let prefix = format!("{}/run{run}-{}", remote.prefix, std::process::id());
         let base = Path::from(format!("{prefix}/baseline.bin"));
         let t = Instant::now();
