@@ -94,7 +94,8 @@ fn keys_in_a_namespace_are_checked_against_the_room_left_by_the_name() {
     let dir = tempfile::tempdir().unwrap();
     let store = DataStore::open(dir.path().join("s")).unwrap();
     let ns = store.namespace("abc").unwrap();
-    assert_eq!(ns.max_key_len(), 65535 - 2 - 3);
+    // The 8-byte tag, the length byte and the 3-byte name.
+    assert_eq!(ns.max_key_len(), 65535 - 8 - 1 - 3);
     let longest = vec![7u8; ns.max_key_len()];
     ns.write(&longest, b"v").unwrap();
     assert!(ns.exists(&longest).unwrap());

@@ -3,7 +3,7 @@
 //! A key `k` of namespace `name` is stored under the key
 //!
 //! ```text
-//! 0xFF | len(name) as u8 | name (UTF-8) | k
+//! NAMESPACE_TAG (8 bytes: FF 00 "mmblns") | len(name) as u8 | name (UTF-8) | k
 //! ```
 //!
 //! and a plain write of a key of exactly that form is refused with
@@ -22,6 +22,11 @@ use crate::store::DataStore;
 /// First byte of every namespaced key. It never starts a UTF-8 string, so
 /// no text key can look namespaced.
 pub const NAMESPACE_MARKER: u8 = 0xFF;
+/// The eight bytes every namespaced key starts with: [`NAMESPACE_MARKER`],
+/// a zero byte and `mmblns`. Only a plain key that starts with all eight is
+/// refused, so random binary keys (hashes, ids) meet the reserved form
+/// with a probability of 2^-64, not of 1 in a few hundred.
+pub const NAMESPACE_TAG: [u8; 8] = [NAMESPACE_MARKER, 0x00, b'm', b'm', b'b', b'l', b'n', b's'];
 /// Longest namespace name, in bytes (its length is stored in one byte).
 pub const MAX_NAMESPACE_LEN: usize = 255;
 
@@ -53,15 +58,13 @@ pub fn check_namespace_name(name: &str) -> Result<()> {
 ///
 /// ```
 /// use mmblob_engine::namespace::split_key;
-/// assert_eq!(split_key(b"\xff\x05usersalice"), Some(("users", &b"alice"[..])));
+/// assert_eq!(split_key(b"\xff\x00mmblns\x05usersalice"), Some(("users", &b"alice"[..])));
+/// assert_eq!(split_key(b"\xff\x05usersalice"), None);
 /// assert_eq!(split_key(b"plain"), None);
 /// ```
 #[must_use]
 pub fn split_key(stored: &[u8]) -> Option<(&str, &[u8])> {
-    let (&marker, rest) = stored.split_first()?;
-    if marker != NAMESPACE_MARKER {
-        return None;
-    }
+    let rest = stored.strip_prefix(&NAMESPACE_TAG[..])?;
     let (&len, rest) = rest.split_first()?;
     let len = usize::from(len);
     // The key inside must be non-empty: the name is followed by at least one byte.
@@ -85,8 +88,8 @@ pub fn namespaced_key(name: &str, key: &[u8]) -> Vec<u8> {
 /// The bytes every stored key of namespace `name` starts with.
 fn namespace_prefix(name: &str) -> Vec<u8> {
     debug_assert!(check_namespace_name(name).is_ok());
-    let mut out = Vec::with_capacity(2 + name.len());
-    out.push(NAMESPACE_MARKER);
+    let mut out = Vec::with_capacity(NAMESPACE_TAG.len() + 1 + name.len());
+    out.extend_from_slice(&NAMESPACE_TAG);
     // At most MAX_NAMESPACE_LEN (255) for a checked name.
     out.push(u8::try_from(name.len()).unwrap_or(u8::MAX));
     out.extend_from_slice(name.as_bytes());
@@ -153,7 +156,7 @@ impl DataStore {
     /// None today; the `Result` leaves room for stores that keep a catalog.
     pub fn namespaces(&self) -> Result<Vec<String>> {
         let names: BTreeSet<String> = self
-            .keys_with_prefix(&[NAMESPACE_MARKER])
+            .keys_with_prefix(&NAMESPACE_TAG)
             .filter_map(|key| split_key(&key).map(|(name, _)| name.to_owned()))
             .collect();
         Ok(names.into_iter().collect())

@@ -79,7 +79,7 @@ impl DataStore {
     /// Keys written after the call starts are not seen. Scans the key of
     /// every live entry (in parallel for large stores), reading no values.
     /// Keys of [namespaces](DataStore::namespace) are seen in their stored
-    /// form, which starts with byte 0xFF.
+    /// form, which starts with the 8-byte `namespace::NAMESPACE_TAG`.
     pub fn keys_with_prefix(&self, prefix: &[u8]) -> impl Iterator<Item = Vec<u8>> + use<> {
         let (map, ends) = self.ends_with_prefix(prefix);
         ends.into_iter()

@@ -153,12 +153,13 @@ pub enum Error {
         /// The longest key this namespace can hold.
         max: usize,
     },
-    /// A plain key has the reserved form of a namespaced key (a 0xFF byte,
-    /// a length byte and a valid namespace name in front of more bytes), so
+    /// A plain key has the reserved form of a namespaced key (the 8-byte tag
+    /// `FF 00 "mmblns"`, a length byte and a valid namespace name in front
+    /// of more bytes), so
     /// writing it would write into that namespace.
     #[error(
         "the plain key {} has the reserved form of a key in namespace {namespace:?}; \
-         write it through store.namespace({namespace:?}) instead, or use a key that does not start with byte 0xFF",
+         write it through store.namespace({namespace:?}) instead, or use a key that does not start with the namespace tag (bytes ff 00 6d 6d 62 6c 6e 73)",
         crate::display_key(key)
     )]
     ReservedKey {
