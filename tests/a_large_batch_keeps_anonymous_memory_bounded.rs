@@ -13,25 +13,13 @@ use std::time::Duration;
 
 use mmblob::DataStore;
 
+mod support;
+use support::memory::rss_anon;
+
 const MIB: u64 = 1 << 20;
 const VALUE_LEN: usize = 4096;
 const ENTRIES: usize = (256 * MIB) as usize / VALUE_LEN;
 const LIMIT: u64 = 48 * MIB;
-
-/// Anonymous resident memory of this process, in bytes.
-fn rss_anon() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find(|l| l.starts_with("RssAnon:"))
-        .expect("RssAnon line");
-    let kib: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .expect("RssAnon value");
-    kib * 1024
-}
 
 /// Samples RssAnon every millisecond while `f` runs; returns the peak.
 fn peak_while(f: impl FnOnce()) -> u64 {

@@ -9,5 +9,6 @@ pub mod child;
 pub mod files;
 pub mod fuzz_checks;
 pub mod limits;
+pub mod memory;
 pub mod rng;
 pub mod strace;
